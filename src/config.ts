@@ -9,7 +9,12 @@ export const ConfigSchema = Type.Object({
     minLength: 1,
     description: 'Address to listen on. Use 0.0.0.0 in a container.',
   }),
-  PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65535, description: 'TCP port to listen on (0 picks a free port).' }),
+  PORT: Type.Integer({
+    default: 3000,
+    minimum: 0,
+    maximum: 65535,
+    description: 'TCP port to listen on (0 picks a free port).',
+  }),
   LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
     default: 'info',
     description: 'pino log level.',
@@ -36,7 +41,12 @@ export const ConfigSchema = Type.Object({
     maximum: 600000,
     description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway.',
   }),
-  DB_POOL_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 200, description: 'Postgres connections per process.' }),
+  DB_POOL_MAX: Type.Integer({
+    default: 10,
+    minimum: 1,
+    maximum: 200,
+    description: 'Postgres connections per process.',
+  }),
 })
 
 export type Config = Static<typeof ConfigSchema>

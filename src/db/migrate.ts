@@ -95,7 +95,22 @@ function forSchemaEngine(adapter: PgAdapter): PgAdapter {
   return adapter
 }
 
+// TypeScript declares WebAssembly only in its DOM lib; these are the two constructors used here.
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object
+  Instance: new (
+    module: object,
+    imports: Record<string, Record<string, unknown>>,
+  ) => { exports: Record<string, unknown> }
+}
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly
+
 let lastPanic: string | undefined
+function takePanic(): string | undefined {
+  const panic = lastPanic
+  lastPanic = undefined
+  return panic
+}
 let engineClass: Promise<typeof SchemaEngine> | undefined
 
 /** Instantiates the Wasm engine as @prisma/internals does (the package entry needs experimental Wasm ESM imports). */
@@ -116,9 +131,7 @@ function loadSchemaEngine(): Promise<typeof SchemaEngine> {
     for (const name of Object.keys(runtime).filter((key) => key.startsWith('__wbg_setTimeout_'))) {
       imports[name] = (callback: () => void, ms: number) => setTimeout(callback, ms >>> 0).unref()
     }
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {
-      './schema_engine_bg.js': imports as WebAssembly.ModuleImports,
-    })
+    const instance = new wasm.Instance(new wasm.Module(bytes), { './schema_engine_bg.js': imports })
     runtime.__wbg_set_wasm(instance.exports)
     ;(instance.exports['__wbindgen_start'] as () => void)()
     return runtime.SchemaEngine
@@ -140,7 +153,8 @@ async function withEngine<T>(
   try {
     return await work(engine)
   } catch (err) {
-    if (lastPanic !== undefined) throw new Error(`Prisma schema engine panicked: ${lastPanic}`, { cause: err })
+    const panic = takePanic()
+    if (panic !== undefined) throw new Error(`Prisma schema engine panicked: ${panic}`, { cause: err })
     throw err
   } finally {
     engine.free()
