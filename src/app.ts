@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { LogController } from 'fastify'
 import type { Logger } from 'pino'
 import type { PrismaClient } from './db/client.ts'
+import drain from './plugins/drain.ts'
 import problemDetails, { ProblemSchema } from './plugins/problem-details.ts'
 import requestLog, { REQUEST_ID_HEADER } from './plugins/request-log.ts'
 import healthRoutes from './routes/health/index.ts'
@@ -55,6 +56,7 @@ export async function buildApp({ logger, prisma, migrations }: AppDependencies) 
   app.addSchema(ProblemSchema)
   await app.register(problemDetails)
   await app.register(requestLog)
+  await app.register(drain)
 
   await app.register(healthRoutes, { health: new HealthService(prisma, migrations) })
   return app

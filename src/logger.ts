@@ -33,7 +33,7 @@ export const REDACTED_PATHS = [
 export function loggerOptions(level: string): LoggerOptions {
   return {
     level,
-    base: { service: 'ipam-broker' },
+    base: { service: 'ipam-broker', pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },

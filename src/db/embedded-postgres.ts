@@ -68,7 +68,7 @@ function isAlive(pid: number): boolean {
 async function stopOrphanedPostmaster(dataDir: string, log: Logger): Promise<void> {
   const pid = postmasterPid(dataDir)
   if (pid === undefined || !isAlive(pid)) return
-  log.warn({ pid, dataDir }, 'stopping a PostgreSQL server left running by an earlier broker process')
+  log.warn({ postmasterPid: pid, dataDir }, 'stopping a PostgreSQL server left running by an earlier broker process')
   process.kill(pid, 'SIGINT')
   for (let waited = 0; isAlive(pid) && waited < 30_000; waited += 100) await sleep(100)
   if (isAlive(pid)) throw new Error(`PostgreSQL (pid ${pid}) still holds ${dataDir}; stop it and start again`)

@@ -1,0 +1,49 @@
+import { Writable } from 'node:stream'
+import { pino } from 'pino'
+import { buildApp, type App } from '../../src/app.ts'
+import { createPrismaClient, type PrismaClient } from '../../src/db/client.ts'
+import { migrationNames } from '../../src/db/migrate.ts'
+import { loggerOptions } from '../../src/logger.ts'
+import { testDatabaseUrl } from './database.ts'
+
+export interface TestApp {
+  app: App
+  prisma: PrismaClient
+  /** Every log line the app wrote, parsed. */
+  logs: Record<string, unknown>[]
+  close(): Promise<void>
+}
+
+/** The production app on the run's database, with its log captured for assertions. */
+export interface TestAppOptions {
+  databaseUrl?: string
+  /** Extra routes a test needs, added before the app is ready. */
+  extraRoutes?: (app: App) => void
+}
+
+export async function buildTestApp({
+  databaseUrl = testDatabaseUrl(),
+  extraRoutes,
+}: TestAppOptions = {}): Promise<TestApp> {
+  const logs: Record<string, unknown>[] = []
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>)
+      done()
+    },
+  })
+  const logger = pino(loggerOptions('info'), sink)
+  const prisma = createPrismaClient({ connectionString: databaseUrl, poolMax: 2 })
+  const app = await buildApp({ logger, prisma, migrations: await migrationNames() })
+  extraRoutes?.(app)
+  await app.ready()
+  return {
+    app,
+    prisma,
+    logs,
+    close: async () => {
+      await app.close()
+      await prisma.$disconnect()
+    },
+  }
+}
