@@ -46,15 +46,22 @@ async function sigtermDuringSlowRequest(server: RunningServer, baseUrl: string, 
   await locker.query('LOCK TABLE _prisma_migrations IN ACCESS EXCLUSIVE MODE')
   const inFlight = fetch(`${baseUrl}/readyz`)
   await waitFor(
-    'the readiness query to wait on the lock',
+    'GET /readyz to wait on the lock',
     async () => {
       const { rows } = await locker.query(
-        `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM _prisma_migrations%'`,
+        `SELECT 1 FROM pg_stat_activity
+          WHERE datname = current_database() AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'`,
       )
       return rows.length ? true : undefined
     },
     10_000,
-  )
+  ).catch(async (err: Error) => {
+    const { rows } = await locker.query(
+      `SELECT pid, state, wait_event_type, left(query, 100) AS query FROM pg_stat_activity WHERE datname = current_database()`,
+    )
+    await locker.end()
+    throw new Error(`${err.message}\nsessions: ${JSON.stringify(rows)}\n${server.output()}`, { cause: err })
+  })
   // The broker's own pid, as a process manager would signal it (npm start sits between the test and it).
   process.kill(brokerPid(server), 'SIGTERM')
   // Stop accepting: new requests are refused (or told 503 on a reused connection) while the slow one waits.
