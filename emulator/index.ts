@@ -1,0 +1,80 @@
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { createServiceApp, RequestLog } from './common/pipeline.ts'
+import { ensureTls, type TlsMaterial } from './common/tls.ts'
+import { entraRoutes } from './entra/routes.ts'
+import { TokenIssuer } from './entra/tokens.ts'
+import { keyVaultRoutes } from './keyvault/routes.ts'
+import { applySeed, type Seed } from './seed.ts'
+import type { EmulatorState } from './state.ts'
+
+// "Azurite for AVNM IPAM": Entra ID and Key Vault today, ARM Microsoft.Network next, over HTTPS with
+// a local CA so that the real Azure SDK clients talk to it unchanged.
+
+export const EMULATOR_ROOT = path.dirname(fileURLToPath(import.meta.url))
+export const DEFAULT_TLS_DIR = path.resolve(EMULATOR_ROOT, '../.data/emulator-tls')
+export const DEMO_SEED = path.join(EMULATOR_ROOT, 'seeds/demo.json')
+
+export interface EmulatorOptions {
+  seed: Seed
+  /** Port of the login (Entra) endpoint; 0 or unset picks a free one. Each vault gets a free port. */
+  port?: number
+  tlsDir?: string
+}
+
+export interface Emulator {
+  /** Base URL of the login endpoint (the authority host for @azure/identity). */
+  url: string
+  caFile: string
+  ca: string
+  /** Vault URL by vault name. */
+  vaults: Record<string, string>
+  state: EmulatorState
+  requestLog: RequestLog
+  close(): Promise<void>
+}
+
+function listeningUrl(app: FastifyInstance): string {
+  const address = app.server.address()
+  if (!address || typeof address === 'string') throw new Error('emulator is not listening')
+  return `https://localhost:${address.port}`
+}
+
+export async function startEmulator({ seed, port = 0, tlsDir = DEFAULT_TLS_DIR }: EmulatorOptions): Promise<Emulator> {
+  const tls: TlsMaterial = await ensureTls(tlsDir)
+  const state = applySeed(seed)
+  const issuer = await TokenIssuer.create(state)
+  const requestLog = new RequestLog()
+  const apps: FastifyInstance[] = []
+
+  const login = createServiceApp('login', tls, requestLog)
+  let loginUrl = ''
+  await login.register(entraRoutes, { state, issuer, baseUrl: () => loginUrl })
+  apps.push(login)
+  await login.listen({ host: 'localhost', port })
+  loginUrl = listeningUrl(login)
+
+  const vaults: Record<string, string> = {}
+  for (const vault of state.vaults.values()) {
+    const app = createServiceApp('keyvault', tls, requestLog)
+    let vaultUrl = ''
+    await app.register(keyVaultRoutes, { state, issuer, vault, vaultUrl: () => vaultUrl, loginUrl: () => loginUrl })
+    apps.push(app)
+    await app.listen({ host: 'localhost', port: 0 })
+    vaultUrl = listeningUrl(app)
+    vaults[vault.name] = vaultUrl
+  }
+
+  return {
+    url: loginUrl,
+    caFile: tls.caFile,
+    ca: tls.ca,
+    vaults,
+    state,
+    requestLog,
+    close: async () => {
+      await Promise.all(apps.map((app) => app.close()))
+    },
+  }
+}

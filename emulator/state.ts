@@ -1,0 +1,133 @@
+import { randomBytes, randomUUID } from 'node:crypto'
+
+// The emulator's world, in memory. Services read and change it through these records only, so a
+// snapshot or another store can stand behind the same shapes later.
+
+export type SignInAudience = 'AzureADMyOrg' | 'AzureADMultipleOrgs'
+
+export interface Tenant {
+  id: string
+  displayName: string
+}
+
+export interface Subscription {
+  id: string
+  tenantId: string
+  displayName: string
+}
+
+export interface PasswordCredential {
+  keyId: string
+  displayName: string
+  secretText: string
+  hint: string
+  endDateTime: Date
+}
+
+export interface Application {
+  appId: string
+  objectId: string
+  homeTenantId: string
+  displayName: string
+  signInAudience: SignInAudience
+  identifierUris: string[]
+  /** App roles this application (as an API) defines, by value. */
+  appRoles: string[]
+  passwords: PasswordCredential[]
+}
+
+export interface ServicePrincipal {
+  objectId: string
+  appId: string
+  tenantId: string
+}
+
+/** Which roles of an API app a client app holds (the app-role assignments of Entra). */
+export interface AppRoleAssignment {
+  clientAppId: string
+  resourceAppId: string
+  roles: string[]
+}
+
+export interface SecretVersion {
+  version: string
+  value: string
+  enabled: boolean
+  created: Date
+  updated: Date
+  expires?: Date
+  notBefore?: Date
+  contentType?: string
+  tags?: Record<string, string>
+}
+
+export interface Vault {
+  name: string
+  tenantId: string
+  /** appIds allowed to read and write secrets (Key Vault Secrets Officer, in effect). */
+  secretOfficers: string[]
+  secrets: Map<string, SecretVersion[]>
+}
+
+export class EmulatorState {
+  readonly tenants = new Map<string, Tenant>()
+  readonly subscriptions = new Map<string, Subscription>()
+  readonly applications = new Map<string, Application>()
+  readonly servicePrincipals: ServicePrincipal[] = []
+  readonly appRoleAssignments: AppRoleAssignment[] = []
+  readonly vaults = new Map<string, Vault>()
+  /** What the admin API reports: token requests per "tenant/appId", secret reads per "vault/name". */
+  readonly counters = { tokenRequests: new Map<string, number>(), secretReads: new Map<string, number>() }
+  /** Moves with the wall clock; tests may shift it to expire tokens and secrets. */
+  clockOffsetMs = 0
+
+  now(): Date {
+    return new Date(Date.now() + this.clockOffsetMs)
+  }
+
+  count(counter: Map<string, number>, key: string): void {
+    counter.set(key, (counter.get(key) ?? 0) + 1)
+  }
+
+  servicePrincipal(appId: string, tenantId: string): ServicePrincipal | undefined {
+    return this.servicePrincipals.find((sp) => sp.appId === appId && sp.tenantId === tenantId)
+  }
+
+  addPassword(app: Application, displayName = 'emulator'): PasswordCredential {
+    // Entra's secrets are 40 characters from a URL-safe alphabet, with a three-character hint.
+    const secretText = randomBytes(30).toString('base64url')
+    const password: PasswordCredential = {
+      keyId: randomUUID(),
+      displayName,
+      secretText,
+      hint: secretText.slice(0, 3),
+      endDateTime: new Date(this.now().getTime() + 2 * 365 * 86_400_000),
+    }
+    app.passwords.push(password)
+    return password
+  }
+
+  setSecret(
+    vault: Vault,
+    name: string,
+    value: string,
+    options: Partial<Omit<SecretVersion, 'version' | 'value'>> = {},
+  ) {
+    const now = this.now()
+    const version: SecretVersion = {
+      version: randomUUID().replaceAll('-', ''),
+      value,
+      enabled: options.enabled ?? true,
+      created: now,
+      updated: now,
+      ...(options.expires && { expires: options.expires }),
+      ...(options.notBefore && { notBefore: options.notBefore }),
+      ...(options.contentType && { contentType: options.contentType }),
+      ...(options.tags && { tags: options.tags }),
+    }
+    const versions = vault.secrets.get(name) ?? []
+    versions.push(version)
+    vault.secrets.set(name, versions)
+    return version
+  }
+}
