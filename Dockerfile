@@ -1,11 +1,14 @@
 # syntax=docker/dockerfile:1
+# The image runs the compiled broker on the Node release the tests run on (package.json's `node`).
+ARG NODE_IMAGE=node:24.21.0-bookworm-slim
 
 # ---- build: install everything, generate the Prisma client, compile TypeScript ----
-FROM node:24-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-# Install first, from the manifests and what postinstall needs (Prisma client generation), for layer caching.
+# What `npm ci` needs, postinstall (Prisma client generation) included; the rest comes later so
+# that a change to the sources or a new migration does not invalidate the install layer.
 COPY package.json package-lock.json prisma.config.ts ./
-COPY prisma ./prisma
+COPY prisma/schema.prisma ./prisma/
 COPY scripts/prisma-generate.ts ./scripts/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
@@ -14,16 +17,17 @@ RUN npm run build \
  && npm prune --omit=dev --omit=optional --no-audit --no-fund
 
 # ---- runtime: production dependencies only, non-root ----
-FROM node:24-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
+    NODE_OPTIONS=--enable-source-maps \
     HOST=0.0.0.0 \
     PORT=3000
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-# The migrator reads prisma/migrations (MIGRATE_ON_START, or `prisma migrate deploy` as a release step).
-COPY --from=build /app/prisma ./prisma
+# Applied at start (MIGRATE_ON_START) or as a release step: node dist/db/migrate-cli.js
+COPY prisma/migrations ./prisma/migrations
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \

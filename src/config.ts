@@ -36,7 +36,8 @@ export const ConfigSchema = Type.Object({
     description: 'Apply pending migrations from prisma/migrations before listening.',
   }),
   SHUTDOWN_GRACE_MS: Type.Integer({
-    default: 10000,
+    // Below the 10 s most orchestrators (docker stop, Kubernetes' default grace) wait before SIGKILL.
+    default: 8000,
     minimum: 100,
     maximum: 600000,
     description: 'On SIGTERM/SIGINT, how long in-flight requests may take before the process exits anyway.',
@@ -73,7 +74,9 @@ function describe(error: AjvError): string {
 /** Validates the environment once; values are never echoed back (DATABASE_URL holds a password). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   try {
-    return envSchema<Config>({ schema: ConfigSchema, data: env, dotenv: false })
+    // Only `env` is read (not process.env behind it), and an empty variable counts as unset.
+    const data = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''))
+    return envSchema<Config>({ schema: ConfigSchema, data, env: false, dotenv: false })
   } catch (err) {
     const errors = (err as { errors?: AjvError[] }).errors
     if (!errors) throw err

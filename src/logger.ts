@@ -1,43 +1,35 @@
 import { pino, type Logger, type LoggerOptions } from 'pino'
 
-// Anything that can carry a credential is censored wherever it appears in a log line: request
-// headers, error objects from the Azure SDK, and any field named like a secret or a token.
-const SECRET_FIELDS = [
-  'authorization',
-  '["x-ms-authorization-auxiliary"]',
-  'cookie',
-  'password',
-  'secret',
-  'clientSecret',
-  'client_secret',
-  'clientAssertion',
-  'client_assertion',
-  'token',
-  'accessToken',
-  'access_token',
-  'refreshToken',
-  'refresh_token',
-  'idToken',
-  'id_token',
-  'connectionString',
-  'DATABASE_URL',
-]
+// Anything that can carry a credential is censored wherever it sits in a log line, at any depth and
+// in any case: request headers, Azure SDK errors (which carry the request), and fields named like a
+// secret, a password, a token or a connection string.
+const SECRET_KEY =
+  /secret|password|passwd|credential|assertion|(^|[-_])sas([-_]|$)|token$|^authorization$|^x-ms-authorization-auxiliary$|^(set-)?cookie$|api[-_]?key|connection[-_]?string|^database_url$/i
+const CENSORED = '[redacted]'
+const MAX_DEPTH = 10
 
-export const REDACTED_PATHS = [
-  ...SECRET_FIELDS,
-  ...SECRET_FIELDS.map((field) => (field.startsWith('[') ? `*${field}` : `*.${field}`)),
-  ...SECRET_FIELDS.map((field) => (field.startsWith('[') ? `*.*${field}` : `*.*.${field}`)),
-  ...SECRET_FIELDS.map((field) => (field.startsWith('[') ? `req.headers${field}` : `req.headers.${field}`)),
-]
+export function censorSecrets(value: unknown, depth = 0): unknown {
+  if (value === null || typeof value !== 'object') return value
+  if (depth > MAX_DEPTH) return '[too deep]'
+  if (value instanceof Error) return censorSecrets(pino.stdSerializers.err(value), depth)
+  if (Array.isArray(value)) return value.map((item) => censorSecrets(item, depth + 1))
+  if (value instanceof Date) return value
+  const censored: Record<string, unknown> = {}
+  for (const [key, item] of Object.entries(value)) {
+    censored[key] = SECRET_KEY.test(key) ? CENSORED : censorSecrets(item, depth + 1)
+  }
+  return censored
+}
 
 export function loggerOptions(level: string): LoggerOptions {
   return {
     level,
     base: { service: 'ipam-broker', pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    serializers: { err: pino.stdSerializers.err },
+    formatters: {
+      level: (label) => ({ level: label }),
+      log: (object) => censorSecrets(object) as Record<string, unknown>,
+    },
   }
 }
 

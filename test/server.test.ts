@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import pg from 'pg'
+import { pino } from 'pino'
 import { databaseName, withDatabase } from '../src/db/databases.ts'
+import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { migrationNames } from '../src/db/migrate.ts'
 import { query, scratchDatabase } from './helpers/database.ts'
 import { cleanEnv, freePort, httpStatus, type RunningServer, spawnServer, waitFor } from './helpers/process.ts'
@@ -138,6 +140,35 @@ describe('the broker process', () => {
       assert.ok(server.lines.some((line) => line['msg'] === 'database schema is up to date'))
       server.child.kill('SIGINT')
       assert.equal((await server.exited).code, 0)
+    } finally {
+      server.child.kill('SIGKILL')
+    }
+  })
+
+  it('refuses a data folder another live process uses, and reclaims one left by a killed broker', async () => {
+    const dataDir = path.join(workDir, 'postgres')
+    const port = await freePort()
+    const server = spawnServer('node', cleanEnv({ PORT: String(port), EMBEDDED_POSTGRES_DIR: dataDir }))
+    const log = pino({ level: 'silent' })
+    try {
+      await waitUntilReady(server, `http://127.0.0.1:${port}`)
+      const pid = brokerPid(server)
+      await assert.rejects(
+        startEmbeddedPostgres({ dataDir, log }),
+        new RegExp(`in use by the PostgreSQL of process ${pid}`),
+      )
+      assert.equal(await httpStatus(`http://127.0.0.1:${port}/readyz`), 200, 'the running broker kept its database')
+
+      server.child.kill('SIGKILL')
+      await server.exited
+      const reclaimed = await startEmbeddedPostgres({ dataDir, log })
+      const applied = await query<{ n: string }>(
+        reclaimed.connectionString('ipam_broker'),
+        'SELECT count(*) AS n FROM _prisma_migrations',
+      )
+      assert.equal(Number(applied[0]?.n), (await migrationNames()).length, 'the data survived the kill')
+      await reclaimed.stop()
+      assert.equal(existsSync(path.join(dataDir, 'postmaster.pid')), false)
     } finally {
       server.child.kill('SIGKILL')
     }

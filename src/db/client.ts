@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg'
+import type { Logger } from 'pino'
 import { PrismaClient } from './generated/client.ts'
 
 export { PrismaClient }
@@ -6,9 +7,24 @@ export { PrismaClient }
 export interface PrismaOptions {
   connectionString: string
   poolMax: number
+  log?: Logger
 }
 
 /** Prisma 7 runs queries through the Wasm query compiler and node-postgres; no native engine involved. */
-export function createPrismaClient({ connectionString, poolMax }: PrismaOptions): PrismaClient {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString, max: poolMax }) })
+export function createPrismaClient({ connectionString, poolMax, log }: PrismaOptions): PrismaClient {
+  const adapter = new PrismaPg(
+    // A silent database must not pile up waiting connections or queries.
+    {
+      connectionString,
+      max: poolMax,
+      connectionTimeoutMillis: 5_000,
+      idleTimeoutMillis: 30_000,
+      query_timeout: 30_000,
+    },
+    {
+      onPoolError: (err) => log?.error({ err }, 'postgres pool error'),
+      onConnectionError: (err) => log?.error({ err }, 'postgres connection error'),
+    },
+  )
+  return new PrismaClient({ adapter })
 }

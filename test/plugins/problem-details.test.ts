@@ -22,6 +22,12 @@ describe('problem details (RFC 9457)', () => {
         app.get('/test/conflict', async () => {
           throw new ProblemError(409, 'vnet-exists', 'VNet already exists', 'Pick another name.', { vnetName: 'v1' })
         })
+        app.get('/test/upstream', async () => {
+          // What an Azure SDK RestError looks like: a 4xx status that is not the caller's fault.
+          throw Object.assign(new Error('AADSTS7000215: Invalid client secret provided. Trace ID: x'), {
+            statusCode: 401,
+          })
+        })
         app.get('/test/crash', async () => {
           throw new Error('password=hunter2 at db.internal:5432')
         })
@@ -55,7 +61,10 @@ describe('problem details (RFC 9457)', () => {
     ])
     const extra = await request(t.app.server).post('/test/echo').send({ name: 'ok', admin: true })
     assertProblem(extra, 400, 'validation-failed')
+    assert.equal(extra.body.errors[0].field, '/admin')
     assert.match(extra.body.errors[0].message, /additional properties/)
+    const missing = await request(t.app.server).post('/test/echo').send({})
+    assert.equal(missing.body.errors[0].field, '/name')
   })
 
   it('malformed JSON, wrong media types and oversized bodies are 4xx problems', async () => {
@@ -77,6 +86,12 @@ describe('problem details (RFC 9457)', () => {
     assertProblem(res, 409, 'vnet-exists')
     assert.equal(res.body.detail, 'Pick another name.')
     assert.equal(res.body.vnetName, 'v1')
+  })
+
+  it('upstream errors with a 4xx status are not passed to the caller as their own', async () => {
+    const res = await request(t.app.server).get('/test/upstream')
+    assertProblem(res, 500, 'internal-error')
+    assert.doesNotMatch(JSON.stringify(res.body), /AADSTS/)
   })
 
   it('unexpected errors are 500s that reveal nothing but the request id', async () => {

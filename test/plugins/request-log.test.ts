@@ -30,7 +30,7 @@ describe('request ids and logging', () => {
     assert.match(forged.headers['x-request-id'] ?? '', /^[0-9a-f-]{36}$/)
   })
 
-  it('redacts authorization headers and secret-bearing fields', () => {
+  it('redacts credentials at any depth and in any case, including inside errors', () => {
     const lines: string[] = []
     const logger = pino(
       loggerOptions('info'),
@@ -41,19 +41,40 @@ describe('request ids and logging', () => {
         },
       }),
     )
+    const azureError = Object.assign(new Error('ARM said no'), {
+      request: {
+        headers: { Authorization: 'Bearer eyJ-in-error', 'x-ms-authorization-auxiliary': 'Bearer eyJ-aux-in-error' },
+      },
+    })
     logger.info(
       {
-        req: { headers: { authorization: 'Bearer eyJ-primary', 'x-ms-authorization-auxiliary': 'Bearer eyJ-aux' } },
-        credential: { clientSecret: 'kv-secret-value', nested: { access_token: 'eyJ-nested' } },
+        req: { headers: { authorization: 'Bearer eyJ-primary', 'X-MS-Authorization-Auxiliary': 'Bearer eyJ-aux' } },
+        credential: {
+          clientSecret: 'kv-secret-value',
+          nested: { deeper: { deepest: { access_token: 'eyJ-nested' } } },
+        },
         token: 'eyJ-top',
-        config: { DATABASE_URL: 'postgresql://u:dbpass@h/db' },
+        apiKey: 'key-123',
+        clientSecretValue: 'csv-456',
+        config: { DATABASE_URL: 'postgresql://u:dbpass@h/db', connectionString: 'postgresql://u:dbpass2@h/db' },
+        err: azureError,
+        tokenRequests: 3,
       },
       'azure call',
     )
     const text = lines.join('')
-    for (const secret of ['eyJ-primary', 'eyJ-aux', 'kv-secret-value', 'eyJ-nested', 'eyJ-top', 'dbpass']) {
+    for (const secret of ['eyJ-', 'kv-secret-value', 'key-123', 'csv-456', 'dbpass']) {
       assert.ok(!text.includes(secret), `${secret} leaked: ${text}`)
     }
-    assert.match(text, /\[redacted\]/)
+    const line = JSON.parse(text) as { err: { message: string }; tokenRequests: number }
+    assert.equal(line.err.message, 'ARM said no', 'errors keep their message')
+    assert.equal(line.tokenRequests, 3, 'counters named like tokens are not secrets')
+  })
+
+  it('logs the path without the query string', async () => {
+    await request(t.app.server).get('/healthz?access_token=eyJ-in-query').set('x-request-id', 'q-1').expect(200)
+    const line = t.logs.find((entry) => entry['requestId'] === 'q-1')
+    assert.equal(line?.['path'], '/healthz')
+    assert.ok(!JSON.stringify(t.logs).includes('eyJ-in-query'))
   })
 })
