@@ -1,7 +1,8 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
-import { createServiceApp, RequestLog } from './common/pipeline.ts'
+import { armRoutes } from './arm/routes.ts'
+import { createServiceApp, RequestLog, serviceOf } from './common/pipeline.ts'
 import { ensureTls, type TlsMaterial } from './common/tls.ts'
 import { entraRoutes } from './entra/routes.ts'
 import { TokenIssuer } from './entra/tokens.ts'
@@ -9,8 +10,8 @@ import { keyVaultRoutes } from './keyvault/routes.ts'
 import { applySeed, type Seed } from './seed.ts'
 import type { EmulatorState } from './state.ts'
 
-// "Azurite for AVNM IPAM": Entra ID and Key Vault today, ARM Microsoft.Network next, over HTTPS with
-// a local CA so that the real Azure SDK clients talk to it unchanged.
+// "Azurite for AVNM IPAM": Entra ID, Key Vault and ARM (RBAC today, Microsoft.Network next), over
+// HTTPS with a local CA so that the real Azure SDK clients talk to it unchanged.
 
 export const EMULATOR_ROOT = path.dirname(fileURLToPath(import.meta.url))
 export const DEFAULT_TLS_DIR = path.resolve(EMULATOR_ROOT, '../.data/emulator-tls')
@@ -24,7 +25,7 @@ export interface EmulatorOptions {
 }
 
 export interface Emulator {
-  /** Base URL of the login endpoint (the authority host for @azure/identity). */
+  /** Base URL of the login and ARM endpoints (authorityHost for @azure/identity, endpoint for ARM clients). */
   url: string
   caFile: string
   ca: string
@@ -48,9 +49,11 @@ export async function startEmulator({ seed, port = 0, tlsDir = DEFAULT_TLS_DIR }
   const requestLog = new RequestLog()
   const apps: FastifyInstance[] = []
 
-  const login = createServiceApp('login', tls, requestLog)
+  // Entra ID and ARM share the main host, as one `az cloud register` endpoint can name both.
+  const login = createServiceApp(serviceOf, tls, requestLog)
   let loginUrl = ''
   await login.register(entraRoutes, { state, issuer, baseUrl: () => loginUrl })
+  await login.register(armRoutes, { state, issuer })
   apps.push(login)
   await login.listen({ host: 'localhost', port })
   loginUrl = listeningUrl(login)

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import { findRole } from './arm/rbac.ts'
 import { EmulatorState } from './state.ts'
 
 // The declarative seed: what exists in the emulated cloud when it starts. No secret is ever written
@@ -18,7 +19,20 @@ export const SeedSchema = Type.Object(
           id: Uuid,
           displayName: Type.String(),
           subscriptions: Type.Optional(
-            Type.Array(Type.Object({ id: Uuid, displayName: Type.String() }, { additionalProperties: false })),
+            Type.Array(
+              Type.Object(
+                {
+                  id: Uuid,
+                  displayName: Type.String(),
+                  resourceGroups: Type.Optional(
+                    Type.Array(
+                      Type.Object({ name: Type.String(), location: Type.String() }, { additionalProperties: false }),
+                    ),
+                  ),
+                },
+                { additionalProperties: false },
+              ),
+            ),
           ),
         },
         { additionalProperties: false },
@@ -50,6 +64,15 @@ export const SeedSchema = Type.Object(
       Type.Array(
         Type.Object(
           { clientAppId: Uuid, resourceAppId: Uuid, roles: Type.Array(Type.String()) },
+          { additionalProperties: false },
+        ),
+      ),
+    ),
+    /** Azure RBAC: a built-in role (by name or id) for an app's service principal in a tenant, at a scope. */
+    roleAssignments: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { scope: Type.String({ pattern: '^/' }), role: Type.String(), appId: Uuid, tenantId: Uuid },
           { additionalProperties: false },
         ),
       ),
@@ -112,6 +135,9 @@ export function applySeed(seed: Seed, state = new EmulatorState()): EmulatorStat
     state.tenants.set(tenant.id, { id: tenant.id, displayName: tenant.displayName })
     for (const sub of tenant.subscriptions ?? []) {
       state.subscriptions.set(sub.id, { id: sub.id, tenantId: tenant.id, displayName: sub.displayName })
+      for (const group of sub.resourceGroups ?? []) {
+        state.putResourceGroup({ subscriptionId: sub.id, name: group.name, location: group.location, tags: {} })
+      }
     }
   }
   for (const app of seed.applications ?? []) {
@@ -148,6 +174,27 @@ export function applySeed(seed: Seed, state = new EmulatorState()): EmulatorStat
     for (const role of assignment.roles)
       check(api.appRoles.includes(role), `app role ${role} is not defined by ${api.appId}`)
     state.appRoleAssignments.push({ ...assignment })
+  }
+  for (const assignment of seed.roleAssignments ?? []) {
+    const role = findRole(assignment.role)
+    check(role, `role assignment at ${assignment.scope}: unknown role ${assignment.role}`)
+    const sp = state.servicePrincipal(assignment.appId, assignment.tenantId)
+    check(
+      sp,
+      `role assignment at ${assignment.scope}: ${assignment.appId} has no service principal in ${assignment.tenantId}`,
+    )
+    const subscriptionId = /^\/subscriptions\/([^/]+)/i.exec(assignment.scope)?.[1]
+    check(
+      subscriptionId && state.subscriptions.get(subscriptionId)?.tenantId === assignment.tenantId,
+      `role assignment at ${assignment.scope}: not a subscription of tenant ${assignment.tenantId}`,
+    )
+    state.rbac.assign({
+      scope: assignment.scope,
+      roleDefinitionId: `/subscriptions/${subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${role.id}`,
+      principalId: sp.objectId,
+      principalType: 'ServicePrincipal',
+      tenantId: assignment.tenantId,
+    })
   }
   for (const kv of seed.keyVaults ?? []) {
     check(state.tenants.has(kv.tenantId), `key vault ${kv.name}: unknown tenant ${kv.tenantId}`)

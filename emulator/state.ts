@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
+import { Rbac } from './arm/rbac.ts'
 
 // The emulator's world, in memory. Services read and change it through these records only, so a
 // snapshot or another store can stand behind the same shapes later.
@@ -14,6 +15,13 @@ export interface Subscription {
   id: string
   tenantId: string
   displayName: string
+}
+
+export interface ResourceGroup {
+  subscriptionId: string
+  name: string
+  location: string
+  tags: Record<string, string>
 }
 
 export interface PasswordCredential {
@@ -76,6 +84,9 @@ export class EmulatorState {
   readonly servicePrincipals: ServicePrincipal[] = []
   readonly appRoleAssignments: AppRoleAssignment[] = []
   readonly vaults = new Map<string, Vault>()
+  /** Keyed by lower-cased "subscriptionId/name": resource group names are case-insensitive. */
+  readonly resourceGroups = new Map<string, ResourceGroup>()
+  readonly rbac = new Rbac()
   /** What the admin API reports: token requests per "tenant/appId", secret reads per "vault/name". */
   readonly counters = { tokenRequests: new Map<string, number>(), secretReads: new Map<string, number>() }
   /** Moves with the wall clock; tests may shift it to expire tokens and secrets. */
@@ -83,6 +94,14 @@ export class EmulatorState {
 
   now(): Date {
     return new Date(Date.now() + this.clockOffsetMs)
+  }
+
+  resourceGroup(subscriptionId: string, name: string): ResourceGroup | undefined {
+    return this.resourceGroups.get(`${subscriptionId}/${name}`.toLowerCase())
+  }
+
+  putResourceGroup(group: ResourceGroup): void {
+    this.resourceGroups.set(`${group.subscriptionId}/${group.name}`.toLowerCase(), group)
   }
 
   count(counter: Map<string, number>, key: string): void {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { ArmError } from './errors.ts'
 import type { TlsMaterial } from './tls.ts'
 
 // The request pipeline every emulated service shares: request and correlation ids, the request log,
@@ -38,7 +39,21 @@ function countAuxiliary(header: string | string[] | undefined): number {
   return value ? value.split(',').filter((part) => part.trim()).length : 0
 }
 
-export function createServiceApp(service: ServiceName, tls: TlsMaterial, log: RequestLog): FastifyInstance {
+/** ARM and Entra share the emulator's main host (as one `az cloud register` endpoint); the path tells them apart. */
+export function serviceOf(path: string): ServiceName {
+  return /^\/(subscriptions|providers|tenants)(\/|\?|$)/i.test(path)
+    ? 'arm'
+    : /^\/v1\.0\//.test(path)
+      ? 'graph'
+      : 'login'
+}
+
+export function createServiceApp(
+  service: ServiceName | ((path: string) => ServiceName),
+  tls: TlsMaterial,
+  log: RequestLog,
+): FastifyInstance {
+  const nameOf = (url: string) => (typeof service === 'function' ? service(url) : service)
   const app = Fastify({ https: { key: tls.key, cert: tls.cert }, logger: false, bodyLimit: 4 * 1024 * 1024 })
 
   app.addHook('onRequest', async (request, reply) => {
@@ -50,7 +65,7 @@ export function createServiceApp(service: ServiceName, tls: TlsMaterial, log: Re
   app.addHook('onResponse', async (request, reply) => {
     log.add({
       at: new Date().toISOString(),
-      service,
+      service: nameOf(request.url),
       method: request.method,
       path: request.url.split('?')[0] ?? request.url,
       status: reply.statusCode,
@@ -63,12 +78,18 @@ export function createServiceApp(service: ServiceName, tls: TlsMaterial, log: Re
     reply.code(501).send({
       error: {
         code: 'NotImplemented',
-        message: `The emulator does not implement ${request.method} ${request.url.split('?')[0]} on its ${service} endpoint.`,
+        message: `The emulator does not implement ${request.method} ${request.url.split('?')[0]} on its ${nameOf(request.url)} endpoint.`,
       },
     }),
   )
 
   app.setErrorHandler(async (error: { statusCode?: number; message: string }, _request, reply) => {
+    if (error instanceof ArmError) {
+      return reply
+        .code(error.status)
+        .headers(error.headers)
+        .send({ error: { code: error.code, message: error.message } })
+    }
     const status = error.statusCode && error.statusCode < 500 ? error.statusCode : 500
     return reply.code(status).send({
       error: {

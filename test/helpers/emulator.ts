@@ -12,6 +12,13 @@ export const DEMO = {
   deployerAppId: 'd0d0d0d0-0000-4000-8000-0000000000d0',
   brokerAppId: 'e0e0e0e0-0000-4000-8000-0000000000e0',
   requesterAppId: 'f1f1f1f1-0000-4000-8000-0000000000f1',
+  adminAppId: 'f4f4f4f4-0000-4000-8000-0000000000f4',
+  subscriptionA: 'a1a1a1a1-0000-4000-8000-0000000000a1',
+  subscriptionB: 'b1b1b1b1-0000-4000-8000-0000000000b1',
+  resourceGroupA: 'rg-network-management',
+  resourceGroupB: 'rg-retail-network',
+  poolRetail:
+    '/subscriptions/a1a1a1a1-0000-4000-8000-0000000000a1/resourceGroups/rg-network-management/providers/Microsoft.Network/networkManagers/nm-contoso/ipamPools/pool-retail',
   vault: 'kv-ipam-broker',
   deployerSecretName: 'deployer-client-secret',
 } as const
