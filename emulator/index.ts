@@ -1,7 +1,8 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
-import { armRoutes } from './arm/routes.ts'
+import { networkRoutes } from './arm/network.ts'
+import { armFrontDoor, armRoutes } from './arm/routes.ts'
 import { createServiceApp, RequestLog, serviceOf } from './common/pipeline.ts'
 import { ensureTls, type TlsMaterial } from './common/tls.ts'
 import { entraRoutes } from './entra/routes.ts'
@@ -53,7 +54,11 @@ export async function startEmulator({ seed, port = 0, tlsDir = DEFAULT_TLS_DIR }
   const login = createServiceApp(serviceOf, tls, requestLog)
   let loginUrl = ''
   await login.register(entraRoutes, { state, issuer, baseUrl: () => loginUrl })
-  await login.register(armRoutes, { state, issuer })
+  await login.register(async (arm) => {
+    arm.addHook('preHandler', armFrontDoor({ state, issuer }))
+    await arm.register(armRoutes, { state, issuer })
+    await arm.register(networkRoutes, { state })
+  })
   apps.push(login)
   await login.listen({ host: 'localhost', port })
   loginUrl = listeningUrl(login)

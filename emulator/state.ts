@@ -1,4 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto'
+import { NetworkState } from './arm/network-state.ts'
 import { Rbac } from './arm/rbac.ts'
 
 // The emulator's world, in memory. Services read and change it through these records only, so a
@@ -87,6 +88,9 @@ export class EmulatorState {
   /** Keyed by lower-cased "subscriptionId/name": resource group names are case-insensitive. */
   readonly resourceGroups = new Map<string, ResourceGroup>()
   readonly rbac = new Rbac()
+  readonly network = new NetworkState()
+  /** How long ARM's long-running operations stay InProgress (0 for fast tests, seconds for realism). */
+  lroDurationMs = 0
   /** What the admin API reports: token requests per "tenant/appId", secret reads per "vault/name". */
   readonly counters = { tokenRequests: new Map<string, number>(), secretReads: new Map<string, number>() }
   /** Moves with the wall clock; tests may shift it to expire tokens and secrets. */

@@ -28,9 +28,9 @@ export function caller(request: FastifyRequest): ArmCaller {
 const AUTHORIZATION_PATH =
   /^(?<scope>\/subscriptions\/[^/]+(?:\/.*?)?)\/providers\/Microsoft\.Authorization\/(?<kind>roleAssignments|roleDefinitions)(?:\/(?<name>[^/]+))?$/i
 
-export async function armRoutes(app: FastifyInstance, { state, issuer }: ArmOptions) {
-  // api-version, then authentication against the subscription's tenant (unknown subscription: 404).
-  app.addHook('preHandler', async (request) => {
+/** ARM's front door for every resource provider: api-version, then authentication against the subscription's tenant. */
+export function armFrontDoor({ state, issuer }: ArmOptions) {
+  return async (request: FastifyRequest) => {
     const apiVersion = (request.query as Record<string, string | undefined>)['api-version']
     if (!apiVersion) {
       throw new ArmError(
@@ -45,8 +45,10 @@ export async function armRoutes(app: FastifyInstance, { state, issuer }: ArmOpti
     if (subscriptionId && !subscription) {
       throw new ArmError(404, 'SubscriptionNotFound', `The subscription '${subscriptionId}' could not be found.`)
     }
-  })
+  }
+}
 
+export async function armRoutes(app: FastifyInstance, { state }: ArmOptions) {
   const subscriptionBody = (id: string) => {
     const subscription = state.subscriptions.get(id)!
     return {

@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto'
+import type { AddressSpace, Prefix } from './allocator.ts'
+
+// Microsoft.Network's part of the emulated world. Resource ids are kept as given and looked up
+// lower-cased, as ARM treats them case-insensitively.
+
+export interface NetworkManager {
+  id: string
+  name: string
+  location: string
+  tags: Record<string, string>
+  description: string
+}
+
+export interface PoolAssociation {
+  resourceId: string
+  prefixes: Prefix[]
+  createdAt: Date
+}
+
+export interface IpamPool {
+  id: string
+  name: string
+  networkManagerId: string
+  location: string
+  tags: Record<string, string>
+  description: string
+  displayName: string
+  parentPoolName: string
+  addressPrefixes: Prefix[]
+  space: AddressSpace
+  depth: number
+  /** Child pools hold space in their parent, as allocations do. */
+  children: Set<string>
+  associations: Map<string, PoolAssociation>
+}
+
+export interface VnetPoolAllocation {
+  poolId: string
+  numberOfIpAddresses: string
+  prefixes: Prefix[]
+}
+
+export interface VirtualNetwork {
+  id: string
+  name: string
+  location: string
+  tags: Record<string, string>
+  etag: string
+  resourceGuid: string
+  provisioningState: 'Updating' | 'Succeeded' | 'Deleting'
+  staticPrefixes: Prefix[]
+  allocations: VnetPoolAllocation[]
+  /** Properties the emulator does not model (DNS, peerings, subnets...), kept as the caller sent them. */
+  otherProperties: Record<string, unknown>
+}
+
+export interface AsyncOperation {
+  id: string
+  subscriptionId: string
+  location: string
+  doneAt: number
+  /** Runs once, when a poll first finds the operation due. */
+  complete: () => void
+  completed: boolean
+  error?: { code: string; message: string }
+}
+
+export class NetworkState {
+  readonly networkManagers = new Map<string, NetworkManager>()
+  readonly pools = new Map<string, IpamPool>()
+  readonly vnets = new Map<string, VirtualNetwork>()
+  readonly operations = new Map<string, AsyncOperation>()
+
+  newOperation(subscriptionId: string, location: string, doneAt: number, complete: () => void): AsyncOperation {
+    const operation = { id: randomUUID(), subscriptionId, location, doneAt, complete, completed: false }
+    this.operations.set(operation.id, operation)
+    return operation
+  }
+}
+
+export const key = (id: string) => id.toLowerCase().replace(/\/+$/, '')

@@ -1,0 +1,599 @@
+import { randomUUID } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { ArmError, resourceNotFound } from '../common/errors.ts'
+import type { EmulatorState } from '../state.ts'
+import {
+  AddressSpace,
+  ConflictError,
+  contains,
+  ExhaustedError,
+  formatPrefix,
+  mergePrefixes,
+  type Prefix,
+  PrefixError,
+  parsePrefix,
+  prefixSize,
+} from './allocator.ts'
+import { authorize, authorizeLinked } from './authorize.ts'
+import { type IpamPool, key, type VirtualNetwork, type VnetPoolAllocation } from './network-state.ts'
+import { caller } from './routes.ts'
+
+// Microsoft.Network: network managers, IPAM pools (hierarchy, usage, associated resources) and
+// virtual networks that draw their address space from pools, with ARM's long-running operations.
+
+const MAX_POOL_DEPTH = 7
+const RG = '/subscriptions/:sub/resourceGroups/:rg'
+const NM = `${RG}/providers/Microsoft.Network/networkManagers/:nm`
+const NAME = /^[0-9a-zA-Z]([0-9a-zA-Z_.-]{0,62}[0-9a-zA-Z_])?$/
+
+interface Params {
+  sub: string
+  rg: string
+  nm: string
+  pool: string
+  vnet: string
+}
+
+type Body = { location?: string; tags?: Record<string, string>; properties?: Record<string, unknown> } | undefined
+
+const resourceId = (request: FastifyRequest) => (request.url.split('?')[0] ?? '').replace(/\/+$/, '')
+
+function requireGroup(state: EmulatorState, { sub, rg }: Pick<Params, 'sub' | 'rg'>) {
+  if (!state.resourceGroup(sub, rg))
+    throw new ArmError(404, 'ResourceGroupNotFound', `Resource group '${rg}' could not be found.`)
+}
+
+function prefixes(values: unknown, field: string): Prefix[] {
+  if (!Array.isArray(values) || values.some((value) => typeof value !== 'string')) {
+    throw new ArmError(
+      400,
+      'InvalidRequestFormat',
+      `Cannot parse the request: ${field} must be an array of CIDR strings.`,
+    )
+  }
+  try {
+    return (values as string[]).map(parsePrefix)
+  } catch (err) {
+    throw new ArmError(400, 'InvalidAddressPrefixFormat', `${field}: ${(err as Error).message}`)
+  }
+}
+
+/** A string field of a request body; anything else counts as absent. */
+const text = (value: unknown, fallback = ''): string =>
+  typeof value === 'string' ? value : typeof value === 'number' ? String(value) : fallback
+
+const ipType = (family: 4 | 6) => (family === 4 ? 'IPv4' : 'IPv6')
+
+export async function networkRoutes(app: FastifyInstance, { state }: { state: EmulatorState }) {
+  const net = state.network
+
+  /** Completes due operations: the emulator's LROs end when first polled after their duration. */
+  const settle = () => {
+    const now = Date.now()
+    for (const operation of net.operations.values()) {
+      if (!operation.completed && operation.doneAt <= now) {
+        operation.completed = true
+        operation.complete()
+      }
+    }
+  }
+
+  const asyncHeaders = (
+    reply: FastifyReply,
+    sub: string,
+    location: string,
+    complete: () => void,
+    withLocation: boolean,
+  ) => {
+    const operation = net.newOperation(sub, location, Date.now() + state.lroDurationMs, complete)
+    const base = `${reply.request.protocol}://${reply.request.host}/subscriptions/${sub}/providers/Microsoft.Network/locations/${location}`
+    const apiVersion = (reply.request.query as Record<string, string>)['api-version'] ?? ''
+    reply.header('azure-asyncoperation', `${base}/operations/${operation.id}?api-version=${apiVersion}`)
+    if (withLocation) reply.header('location', `${base}/operationResults/${operation.id}?api-version=${apiVersion}`)
+    reply.header('retry-after', String(Math.max(1, Math.ceil(state.lroDurationMs / 1000))))
+    if (state.lroDurationMs === 0) settle()
+  }
+
+  const operationFor = (request: FastifyRequest<{ Params: { sub: string; id: string } }>) => {
+    settle()
+    const operation = net.operations.get(request.params.id)
+    if (!operation || operation.subscriptionId !== request.params.sub.toLowerCase()) {
+      throw new ArmError(404, 'OperationNotFound', `The operation '${request.params.id}' could not be found.`)
+    }
+    return operation
+  }
+
+  app.get<{ Params: { sub: string; loc: string; id: string } }>(
+    '/subscriptions/:sub/providers/Microsoft.Network/locations/:loc/operations/:id',
+    async (request, reply) => {
+      const operation = operationFor(request)
+      if (!operation.completed) return reply.header('retry-after', '1').send({ status: 'InProgress' })
+      return operation.error ? { status: 'Failed', error: operation.error } : { status: 'Succeeded' }
+    },
+  )
+
+  app.get<{ Params: { sub: string; loc: string; id: string } }>(
+    '/subscriptions/:sub/providers/Microsoft.Network/locations/:loc/operationResults/:id',
+    async (request, reply) => {
+      const operation = operationFor(request)
+      if (!operation.completed)
+        return reply
+          .code(202)
+          .header('retry-after', '1')
+          .header('location', `${request.protocol}://${request.host}${request.url}`)
+          .send()
+      return reply.code(204).send()
+    },
+  )
+
+  // ---- network managers ----
+  const managerBody = (id: string) => {
+    const nm = net.networkManagers.get(key(id))!
+    return {
+      name: nm.name,
+      id: nm.id,
+      type: 'Microsoft.Network/networkManagers',
+      location: nm.location,
+      tags: nm.tags,
+      etag: 'W/"00000000-0000-0000-0000-000000000000"',
+      properties: {
+        description: nm.description,
+        networkManagerScopes: { managementGroups: [], subscriptions: [] },
+        networkManagerScopeAccesses: [],
+        provisioningState: 'Succeeded',
+        resourceGuid: randomUUID(),
+      },
+    }
+  }
+
+  app.put<{ Params: Params; Body: Body }>(NM, async (request, reply) => {
+    const id = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/networkManagers/write', id)
+    requireGroup(state, request.params)
+    if (!request.body?.location)
+      throw new ArmError(400, 'LocationRequired', 'The location property is required for this definition.')
+    const existed = net.networkManagers.has(key(id))
+    net.networkManagers.set(key(id), {
+      id,
+      name: request.params.nm,
+      location: request.body.location,
+      tags: request.body.tags ?? {},
+      description: text(request.body.properties?.['description'], ''),
+    })
+    return reply.code(existed ? 200 : 201).send(managerBody(id))
+  })
+
+  app.get<{ Params: Params }>(NM, async (request) => {
+    const id = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/networkManagers/read', id)
+    if (!net.networkManagers.has(key(id)))
+      throw resourceNotFound('Microsoft.Network/networkManagers', request.params.nm, request.params.rg)
+    return managerBody(id)
+  })
+
+  // ---- IPAM pools ----
+  const poolBody = (pool: IpamPool) => ({
+    name: pool.name,
+    id: pool.id,
+    type: 'Microsoft.Network/networkManagers/ipamPools',
+    location: pool.location,
+    tags: pool.tags,
+    etag: 'W/"00000000-0000-0000-0000-000000000000"',
+    properties: {
+      description: pool.description,
+      displayName: pool.displayName,
+      ipAddressType: [ipType(pool.space.family)],
+      parentPoolName: pool.parentPoolName,
+      addressPrefixes: pool.addressPrefixes.map(formatPrefix),
+      provisioningState: 'Succeeded',
+    },
+  })
+
+  const poolOf = (request: FastifyRequest<{ Params: Params }>): IpamPool => {
+    const id = resourceId(request).replace(/\/(getPoolUsage|listAssociatedResources)$/i, '')
+    const pool = net.pools.get(key(id))
+    if (!pool)
+      throw resourceNotFound(
+        'Microsoft.Network/networkManagers/ipamPools',
+        `${request.params.nm}/${request.params.pool}`,
+        request.params.rg,
+      )
+    return pool
+  }
+
+  app.put<{ Params: Params; Body: Body }>(`${NM}/ipamPools/:pool`, async (request, reply) => {
+    const id = resourceId(request)
+    const { nm, pool: name } = request.params
+    authorize(state, caller(request), 'Microsoft.Network/networkManagers/ipamPools/write', id)
+    const managerId = id.slice(0, id.toLowerCase().indexOf('/ipampools/'))
+    if (!net.networkManagers.has(key(managerId)))
+      throw resourceNotFound('Microsoft.Network/networkManagers', nm, request.params.rg)
+    if (!NAME.test(name)) throw new ArmError(400, 'InvalidResourceName', `Resource name ${name} is invalid.`)
+    const body = request.body ?? {}
+    if (!body.location)
+      throw new ArmError(400, 'LocationRequired', 'The location property is required for this definition.')
+    const properties = body.properties ?? {}
+    const addressPrefixes = prefixes(properties['addressPrefixes'], 'properties.addressPrefixes')
+    if (addressPrefixes.length === 0)
+      throw new ArmError(400, 'InvalidRequestFormat', 'properties.addressPrefixes must not be empty.')
+
+    const existing = net.pools.get(key(id))
+    if (existing) {
+      // Address space and parent are fixed once created; descriptive fields and tags may change.
+      const same =
+        mergePrefixes(addressPrefixes).map(formatPrefix).join() ===
+        mergePrefixes(existing.addressPrefixes).map(formatPrefix).join()
+      if (!same || text(properties['parentPoolName'], '') !== existing.parentPoolName) {
+        throw new ArmError(
+          400,
+          'IpamPoolUpdateNotAllowed',
+          `The address prefixes and parent of pool ${name} cannot be changed.`,
+        )
+      }
+      existing.description = text(properties['description'], existing.description)
+      existing.displayName = text(properties['displayName'], existing.displayName)
+      existing.tags = body.tags ?? existing.tags
+      return reply.code(200).send(poolBody(existing))
+    }
+
+    let space: AddressSpace
+    try {
+      space = new AddressSpace(addressPrefixes)
+    } catch (err) {
+      throw new ArmError(400, 'InvalidAddressPrefixFormat', (err as Error).message)
+    }
+    const parentPoolName = text(properties['parentPoolName'], '')
+    let parent: IpamPool | undefined
+    if (parentPoolName) {
+      parent = net.pools.get(key(`${managerId}/ipamPools/${parentPoolName}`))
+      if (!parent)
+        throw new ArmError(
+          400,
+          'ParentPoolNotFound',
+          `Parent pool ${parentPoolName} was not found in network manager ${nm}.`,
+        )
+      if (parent.depth + 1 > MAX_POOL_DEPTH) {
+        throw new ArmError(400, 'IpamPoolHierarchyTooDeep', `A pool hierarchy has at most ${MAX_POOL_DEPTH} levels.`)
+      }
+      const outside = addressPrefixes.filter((p) => !parent!.addressPrefixes.some((q) => contains(q, p)))
+      if (outside.length) {
+        throw new ArmError(
+          400,
+          'PoolAddressPrefixesNotInParent',
+          `Address prefixes ${outside.map(formatPrefix).join(', ')} of pool ${name} are not within parent pool ${parentPoolName}.`,
+        )
+      }
+      try {
+        parent.space.reserve(addressPrefixes)
+      } catch (err) {
+        if (err instanceof ConflictError || err instanceof PrefixError) {
+          throw new ArmError(
+            400,
+            'PoolAddressPrefixesOverlap',
+            `Address prefixes of pool ${name} overlap space already used in parent pool ${parentPoolName}: ${err.message}`,
+          )
+        }
+        throw err
+      }
+      parent.children.add(key(id))
+    }
+    const pool: IpamPool = {
+      id,
+      name,
+      networkManagerId: managerId,
+      location: body.location,
+      tags: body.tags ?? {},
+      description: text(properties['description'], ''),
+      displayName: text(properties['displayName'], ''),
+      parentPoolName,
+      addressPrefixes,
+      space,
+      depth: parent ? parent.depth + 1 : 1,
+      children: new Set(),
+      associations: new Map(),
+    }
+    net.pools.set(key(id), pool)
+    return reply.code(201).send(poolBody(pool))
+  })
+
+  app.get<{ Params: Params }>(`${NM}/ipamPools/:pool`, async (request) => {
+    authorize(state, caller(request), 'Microsoft.Network/networkManagers/ipamPools/read', resourceId(request))
+    return poolBody(poolOf(request))
+  })
+
+  app.get<{ Params: Params; Querystring: { skipToken?: string; top?: string } }>(`${NM}/ipamPools`, async (request) => {
+    const scope = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/networkManagers/ipamPools/read', scope)
+    const all = [...net.pools.values()].filter(
+      (pool) => key(pool.networkManagerId) === key(scope.replace(/\/ipamPools$/i, '')),
+    )
+    const skip = Number(request.query.skipToken ?? 0) || 0
+    const top = Math.min(Math.max(Number(request.query.top ?? 100) || 100, 1), 100)
+    const page = all.slice(skip, skip + top)
+    const next =
+      skip + top < all.length
+        ? `${request.protocol}://${request.host}${scope}?api-version=${(request.query as Record<string, string>)['api-version']}&top=${top}&skipToken=${skip + top}`
+        : undefined
+    return { value: page.map(poolBody), ...(next && { nextLink: next }) }
+  })
+
+  app.delete<{ Params: Params }>(`${NM}/ipamPools/:pool`, async (request, reply) => {
+    const id = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/networkManagers/ipamPools/delete', id)
+    const pool = net.pools.get(key(id))
+    if (!pool) return reply.code(204).send()
+    if (pool.children.size || pool.associations.size) {
+      throw new ArmError(
+        400,
+        'IpamPoolInUse',
+        `Pool ${pool.name} still has ${pool.children.size} child pool(s) and ${pool.associations.size} associated resource(s); remove them first.`,
+      )
+    }
+    net.pools.delete(key(id))
+    if (pool.parentPoolName) {
+      const parent = net.pools.get(key(`${pool.networkManagerId}/ipamPools/${pool.parentPoolName}`))
+      parent?.space.release(pool.addressPrefixes)
+      parent?.children.delete(key(id))
+    }
+    asyncHeaders(reply, request.params.sub.toLowerCase(), pool.location, () => undefined, true)
+    return reply.code(202).send()
+  })
+
+  const usage = (pool: IpamPool) => {
+    const space = pool.space.usage()
+    const childPools = [...pool.children].map((childKey) => net.pools.get(childKey)!).filter(Boolean)
+    return {
+      addressPrefixes: space.addressPrefixes.map(formatPrefix),
+      childPools: childPools.map((child) => ({
+        resourceId: child.id,
+        addressPrefixes: child.addressPrefixes.map(formatPrefix),
+      })),
+      allocatedAddressPrefixes: space.takenPrefixes.map(formatPrefix),
+      reservedAddressPrefixes: [],
+      availableAddressPrefixes: space.availablePrefixes.map(formatPrefix),
+      totalNumberOfIPAddresses: space.total.toString(),
+      numberOfAllocatedIPAddresses: space.taken.toString(),
+      numberOfReservedIPAddresses: '0',
+      numberOfAvailableIPAddresses: space.available.toString(),
+    }
+  }
+
+  app.post<{ Params: Params }>(`${NM}/ipamPools/:pool/getPoolUsage`, async (request) => {
+    const pool = poolOf(request)
+    authorize(state, caller(request), 'Microsoft.Network/networkManagers/ipamPools/getPoolUsage/action', pool.id)
+    return usage(pool)
+  })
+
+  app.post<{ Params: Params }>(`${NM}/ipamPools/:pool/listAssociatedResources`, async (request) => {
+    const pool = poolOf(request)
+    authorize(
+      state,
+      caller(request),
+      'Microsoft.Network/networkManagers/ipamPools/listAssociatedResources/action',
+      pool.id,
+    )
+    return {
+      value: [...pool.associations.values()].map((association) => ({
+        resourceId: association.resourceId,
+        poolId: pool.id,
+        description: '',
+        addressPrefixes: mergePrefixes(association.prefixes).map(formatPrefix),
+        reservedPrefixes: [],
+        totalNumberOfIPAddresses: association.prefixes.reduce((sum, p) => sum + prefixSize(p), 0n).toString(),
+        numberOfReservedIPAddresses: '0',
+        createdAt: association.createdAt.toISOString(),
+        reservationExpiresAt: null,
+      })),
+    }
+  })
+
+  // ---- virtual networks ----
+  const vnetBody = (vnet: VirtualNetwork) => {
+    const allocated = vnet.allocations.flatMap((a) => a.prefixes)
+    return {
+      name: vnet.name,
+      id: vnet.id,
+      etag: vnet.etag,
+      type: 'Microsoft.Network/virtualNetworks',
+      location: vnet.location,
+      tags: vnet.tags,
+      properties: {
+        subnets: [],
+        virtualNetworkPeerings: [],
+        enableDdosProtection: false,
+        ...vnet.otherProperties,
+        provisioningState: vnet.provisioningState,
+        resourceGuid: vnet.resourceGuid,
+        addressSpace: {
+          addressPrefixes: mergePrefixes([...vnet.staticPrefixes, ...allocated]).map(formatPrefix),
+          ...(vnet.allocations.length && {
+            ipamPoolPrefixAllocations: vnet.allocations.map((a) => ({
+              numberOfIpAddresses: a.numberOfIpAddresses,
+              pool: { id: a.poolId },
+              allocatedAddressPrefixes: mergePrefixes(a.prefixes).map(formatPrefix),
+            })),
+          }),
+        },
+      },
+    }
+  }
+
+  const releaseAll = (vnet: VirtualNetwork, keep: (allocation: VnetPoolAllocation) => boolean = () => false) => {
+    for (const allocation of vnet.allocations.filter((a) => !keep(a))) {
+      const pool = net.pools.get(key(allocation.poolId))
+      pool?.space.release(allocation.prefixes)
+      pool?.associations.delete(key(vnet.id))
+    }
+  }
+
+  const vnetPath = `${RG}/providers/Microsoft.Network/virtualNetworks/:vnet`
+
+  app.put<{ Params: Params; Body: Body }>(vnetPath, async (request, reply) => {
+    const id = resourceId(request)
+    const who = caller(request)
+    authorize(state, who, 'Microsoft.Network/virtualNetworks/write', id)
+    requireGroup(state, request.params)
+    if (!NAME.test(request.params.vnet))
+      throw new ArmError(400, 'InvalidResourceName', `Resource name ${request.params.vnet} is invalid.`)
+    const body = request.body ?? {}
+    if (!body.location)
+      throw new ArmError(400, 'LocationRequired', 'The location property is required for this definition.')
+    const {
+      addressSpace,
+      provisioningState: _state,
+      resourceGuid: _guid,
+      ...otherProperties
+    } = (body.properties ?? {}) as {
+      addressSpace?: { addressPrefixes?: unknown; ipamPoolPrefixAllocations?: unknown }
+      [property: string]: unknown
+    }
+    const staticPrefixes =
+      addressSpace?.addressPrefixes === undefined
+        ? []
+        : prefixes(addressSpace.addressPrefixes, 'addressSpace.addressPrefixes')
+    const requested = (
+      Array.isArray(addressSpace?.ipamPoolPrefixAllocations) ? addressSpace.ipamPoolPrefixAllocations : []
+    ) as {
+      numberOfIpAddresses?: unknown
+      pool?: { id?: unknown }
+      id?: unknown
+    }[]
+    if (staticPrefixes.length && requested.length) {
+      throw new ArmError(
+        400,
+        'CannotMixAddressPrefixAndPoolInPayload',
+        'Address prefixes and IPAM pool allocations cannot be specified together in the address space of a virtual network.',
+      )
+    }
+    const asked = requested.map((allocation) => {
+      const poolId = text(allocation.pool?.id, text(allocation.id))
+      const count = text(allocation.numberOfIpAddresses, '')
+      if (!/^[1-9][0-9]{0,38}$/.test(count)) {
+        throw new ArmError(
+          400,
+          'InvalidRequestFormat',
+          `numberOfIpAddresses must be a positive whole number as a string (got '${count}').`,
+        )
+      }
+      const pool = net.pools.get(key(poolId))
+      if (!pool) {
+        throw new ArmError(
+          400,
+          'IpamApiCallFailed',
+          `Ipam API call failed with status NotFound with error message Pool with ARM ID ${poolId} not found., please check the parameters and retry.`,
+        )
+      }
+      return { pool, poolId: pool.id, count }
+    })
+    if (new Set(asked.map((a) => key(a.poolId))).size !== asked.length) {
+      throw new ArmError(
+        400,
+        'CannotHaveDuplicatePoolIds',
+        'The same IPAM pool cannot be referenced more than once in the address space of a virtual network.',
+      )
+    }
+    if (new Set(asked.map((a) => a.pool.space.family)).size !== asked.length) {
+      throw new ArmError(
+        400,
+        'OnlyOneIpamPoolPerIpTypeAllowed',
+        'Invalid IPAM pool allocation: only one association of each IP type is allowed.',
+      )
+    }
+    for (const { poolId } of asked) {
+      authorizeLinked(state, who, 'Microsoft.Network/networkManagers/ipamPools/associateResourcesToPool/action', poolId)
+    }
+
+    const existing = net.vnets.get(key(id))
+    const unchanged = (a: VnetPoolAllocation) =>
+      asked.some((b) => key(b.poolId) === key(a.poolId) && b.count === a.numberOfIpAddresses)
+    // Allocate what is new before giving anything back, so a failure leaves the VNet as it was.
+    const fresh: VnetPoolAllocation[] = []
+    try {
+      for (const { pool, poolId, count } of asked) {
+        const kept = existing?.allocations.find((a) => key(a.poolId) === key(poolId) && a.numberOfIpAddresses === count)
+        if (kept) continue
+        try {
+          fresh.push({ poolId, numberOfIpAddresses: count, prefixes: pool.space.allocate(BigInt(count)) })
+        } catch (err) {
+          if (!(err instanceof ExhaustedError)) throw err
+          throw new ArmError(
+            400,
+            'IpamPoolExhausted',
+            `IPAM pool ${poolId} cannot provide ${count} addresses: only ${err.available} are free in blocks that fit. Ask for fewer addresses or use another pool.`,
+          )
+        }
+      }
+    } catch (err) {
+      for (const allocation of fresh) net.pools.get(key(allocation.poolId))?.space.release(allocation.prefixes)
+      throw err
+    }
+    if (existing) releaseAll(existing, unchanged)
+    const now = state.now()
+    const allocations = [...(existing?.allocations.filter(unchanged) ?? []), ...fresh]
+    for (const allocation of fresh) {
+      net.pools
+        .get(key(allocation.poolId))!
+        .associations.set(key(id), { resourceId: id, prefixes: allocation.prefixes, createdAt: now })
+    }
+    const vnet: VirtualNetwork = {
+      id: existing?.id ?? id,
+      name: request.params.vnet,
+      location: body.location,
+      tags: body.tags ?? {},
+      etag: `W/"${randomUUID()}"`,
+      resourceGuid: existing?.resourceGuid ?? randomUUID(),
+      provisioningState: 'Updating',
+      staticPrefixes,
+      allocations,
+      otherProperties,
+    }
+    net.vnets.set(key(id), vnet)
+    asyncHeaders(
+      reply,
+      request.params.sub.toLowerCase(),
+      body.location,
+      () => {
+        vnet.provisioningState = 'Succeeded'
+        vnet.etag = `W/"${randomUUID()}"`
+      },
+      false,
+    )
+    return reply.code(existing ? 200 : 201).send(vnetBody(vnet))
+  })
+
+  app.get<{ Params: Params }>(vnetPath, async (request) => {
+    const id = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/virtualNetworks/read', id)
+    settle()
+    const vnet = net.vnets.get(key(id))
+    if (!vnet) throw resourceNotFound('Microsoft.Network/virtualNetworks', request.params.vnet, request.params.rg)
+    return vnetBody(vnet)
+  })
+
+  app.get<{ Params: Params }>(`${RG}/providers/Microsoft.Network/virtualNetworks`, async (request) => {
+    const scope = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/virtualNetworks/read', scope)
+    settle()
+    const prefix = `${key(scope)}/`
+    return { value: [...net.vnets.entries()].filter(([id]) => id.startsWith(prefix)).map(([, vnet]) => vnetBody(vnet)) }
+  })
+
+  app.delete<{ Params: Params }>(vnetPath, async (request, reply) => {
+    const id = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/virtualNetworks/delete', id)
+    const vnet = net.vnets.get(key(id))
+    if (!vnet) return reply.code(204).send()
+    vnet.provisioningState = 'Deleting'
+    asyncHeaders(
+      reply,
+      request.params.sub.toLowerCase(),
+      vnet.location,
+      () => {
+        releaseAll(vnet)
+        net.vnets.delete(key(id))
+      },
+      true,
+    )
+    return reply.code(202).send()
+  })
+}

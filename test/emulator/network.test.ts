@@ -1,0 +1,198 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { NetworkManagementClient } from '@azure/arm-network'
+import { auxiliaryAuthenticationHeaderPolicy, type RestError } from '@azure/core-rest-pipeline'
+import type { Emulator } from '../../emulator/index.ts'
+import { credential, DEMO, startTestEmulator } from '../helpers/emulator.ts'
+
+const ARM_SCOPE = 'https://management.azure.com/.default'
+const NM = 'nm-contoso'
+
+describe('emulator: IPAM pools and VNets through @azure/arm-network', () => {
+  let emulator: Emulator
+  let admin: NetworkManagementClient
+  let deployer: NetworkManagementClient
+  let deployerWithoutAux: NetworkManagementClient
+
+  const client = (tenant: string, app: string, subscription: string, auxiliaryTenant?: string) =>
+    new NetworkManagementClient(credential(emulator, tenant, app), subscription, {
+      endpoint: emulator.url,
+      credentials: { scopes: [ARM_SCOPE] },
+      // The cross-tenant header comes from the SDK pipeline, as the broker will send it.
+      ...(auxiliaryTenant && {
+        additionalPolicies: [
+          {
+            policy: auxiliaryAuthenticationHeaderPolicy({
+              credentials: [credential(emulator, auxiliaryTenant, app)],
+              scopes: ARM_SCOPE,
+            }),
+            position: 'perRetry' as const,
+          },
+        ],
+      }),
+    })
+
+  const vnet = (name: string, numberOfIpAddresses: string, poolId: string = DEMO.poolRetail) =>
+    deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, name, {
+      location: 'westeurope',
+      tags: { team: 'retail' },
+      addressSpace: { ipamPoolPrefixAllocations: [{ numberOfIpAddresses, id: poolId }] },
+    })
+
+  const usage = () => admin.ipamPools.getPoolUsage(DEMO.resourceGroupA, NM, 'pool-retail')
+
+  before(async () => {
+    emulator = await startTestEmulator()
+    admin = client(DEMO.tenantA, DEMO.adminAppId, DEMO.subscriptionA)
+    deployer = client(DEMO.tenantB, DEMO.deployerAppId, DEMO.subscriptionB, DEMO.tenantA)
+    deployerWithoutAux = client(DEMO.tenantB, DEMO.deployerAppId, DEMO.subscriptionB)
+    await admin.networkManagers.createOrUpdate(DEMO.resourceGroupA, NM, {
+      location: 'westeurope',
+      description: 'Contoso IP plan',
+    })
+    await admin.ipamPools.beginCreateAndWait(DEMO.resourceGroupA, NM, 'pool-root', {
+      location: 'westeurope',
+      properties: { addressPrefixes: ['10.0.0.0/8'], displayName: 'Contoso root' },
+    })
+    await admin.ipamPools.beginCreateAndWait(DEMO.resourceGroupA, NM, 'pool-retail', {
+      location: 'westeurope',
+      properties: { addressPrefixes: ['10.16.0.0/16'], parentPoolName: 'pool-root' },
+    })
+  })
+  after(async () => emulator.close())
+
+  it('builds a pool hierarchy: children inside their parent, siblings disjoint, usage counted as strings', async () => {
+    const pool = await admin.ipamPools.get(DEMO.resourceGroupA, NM, 'pool-retail')
+    assert.deepEqual(pool.properties.ipAddressType, ['IPv4'])
+    assert.equal(pool.properties.parentPoolName, 'pool-root')
+    const root = await admin.ipamPools.getPoolUsage(DEMO.resourceGroupA, NM, 'pool-root')
+    assert.equal(root.totalNumberOfIPAddresses, '16777216')
+    assert.equal(root.numberOfAllocatedIPAddresses, '65536')
+    assert.deepEqual(
+      root.childPools?.map((c) => c.addressPrefixes),
+      [['10.16.0.0/16']],
+    )
+
+    const overlap = admin.ipamPools.beginCreateAndWait(DEMO.resourceGroupA, NM, 'pool-overlap', {
+      location: 'westeurope',
+      properties: { addressPrefixes: ['10.16.128.0/17'], parentPoolName: 'pool-root' },
+    })
+    await assert.rejects(overlap, (err: RestError) => err.code === 'PoolAddressPrefixesOverlap')
+    const outside = admin.ipamPools.beginCreateAndWait(DEMO.resourceGroupA, NM, 'pool-outside', {
+      location: 'westeurope',
+      properties: { addressPrefixes: ['192.168.0.0/24'], parentPoolName: 'pool-root' },
+    })
+    await assert.rejects(outside, (err: RestError) => err.code === 'PoolAddressPrefixesNotInParent')
+
+    const names = []
+    for await (const p of admin.ipamPools.list(DEMO.resourceGroupA, NM)) names.push(p.name)
+    assert.deepEqual(names.sort(), ['pool-retail', 'pool-root'])
+  })
+
+  it('deploys a VNet in tenant B from a pool in tenant A with the auxiliary token (LRO to Succeeded)', async () => {
+    const before = await usage()
+    const created = await vnet('vnet-retail-1', '144')
+    assert.equal(created.provisioningState, 'Succeeded')
+    // 144 = 128 + 16: a /25 and a /28, lowest free space first.
+    assert.deepEqual(created.addressSpace?.ipamPoolPrefixAllocations?.[0]?.allocatedAddressPrefixes, [
+      '10.16.0.0/25',
+      '10.16.0.128/28',
+    ])
+    assert.deepEqual(created.addressSpace?.addressPrefixes, ['10.16.0.0/25', '10.16.0.128/28'])
+    const after = await usage()
+    assert.equal(BigInt(after.numberOfAllocatedIPAddresses!) - BigInt(before.numberOfAllocatedIPAddresses!), 144n)
+    assert.equal(
+      BigInt(after.totalNumberOfIPAddresses!),
+      BigInt(after.numberOfAllocatedIPAddresses!) + BigInt(after.numberOfAvailableIPAddresses!),
+    )
+    const associated = []
+    for await (const a of admin.ipamPools.listAssociatedResources(DEMO.resourceGroupA, NM, 'pool-retail'))
+      associated.push(a)
+    assert.equal(associated.length, 1)
+    assert.match(associated[0]!.resourceId ?? '', /virtualNetworks\/vnet-retail-1$/)
+    assert.equal(associated[0]!.totalNumberOfIPAddresses, '144')
+  })
+
+  it('refuses the cross-tenant allocation without an auxiliary token, and without IPAM Pool User on the pool', async () => {
+    await assert.rejects(
+      deployerWithoutAux.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, 'vnet-no-aux', {
+        location: 'westeurope',
+        addressSpace: { ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '64', id: DEMO.poolRetail }] },
+      }),
+      (err: RestError) => err.statusCode === 403 && err.code === 'LinkedAuthorizationFailed',
+    )
+    const rootPool: string = DEMO.poolRetail.replace('pool-retail', 'pool-root')
+    await assert.rejects(
+      vnet('vnet-root', '64', rootPool),
+      (err: RestError) => err.code === 'LinkedAuthorizationFailed' && /does not have permission/.test(err.message),
+    )
+  })
+
+  it('answers ARM validation errors for duplicate pools, static + pool, unknown pools and exhaustion', async () => {
+    const put = (addressSpace: object) =>
+      deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, 'vnet-bad', {
+        location: 'westeurope',
+        addressSpace,
+      })
+    await assert.rejects(
+      put({
+        ipamPoolPrefixAllocations: [
+          { numberOfIpAddresses: '16', id: DEMO.poolRetail },
+          { numberOfIpAddresses: '16', id: DEMO.poolRetail },
+        ],
+      }),
+      (e: RestError) => e.code === 'CannotHaveDuplicatePoolIds',
+    )
+    await assert.rejects(
+      put({
+        addressPrefixes: ['172.16.0.0/24'],
+        ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '16', id: DEMO.poolRetail }],
+      }),
+      (e: RestError) => e.code === 'CannotMixAddressPrefixAndPoolInPayload',
+    )
+    await assert.rejects(
+      put({ ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '16', id: `${DEMO.poolRetail}-nope` }] }),
+      (e: RestError) => /Pool with ARM ID .* not found/.test(e.message),
+    )
+    const before = await usage()
+    await assert.rejects(
+      vnet('vnet-huge', '70000'),
+      (e: RestError) => e.code === 'IpamPoolExhausted' && /cannot provide 70000 addresses/.test(e.message),
+    )
+    assert.deepEqual(await usage(), before, 'a refused request takes nothing')
+  })
+
+  it('gives the space back when the VNet is put back to static prefixes or deleted', async () => {
+    const before = await usage()
+    await vnet('vnet-temp', '256')
+    await vnet('vnet-temp-2', '64')
+    const released = await deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, 'vnet-temp', {
+      location: 'westeurope',
+      addressSpace: { addressPrefixes: ['172.16.0.0/24'] },
+    })
+    assert.deepEqual(released.addressSpace?.addressPrefixes, ['172.16.0.0/24'])
+    await deployer.virtualNetworks.beginDeleteAndWait(DEMO.resourceGroupB, 'vnet-temp-2')
+    await assert.rejects(
+      deployer.virtualNetworks.get(DEMO.resourceGroupB, 'vnet-temp-2'),
+      (e: RestError) => e.statusCode === 404 && e.code === 'ResourceNotFound',
+    )
+    assert.deepEqual(await usage(), before)
+  })
+
+  it('polls InProgress until the configured operation duration has passed', async () => {
+    emulator.state.lroDurationMs = 1500
+    try {
+      const poller = await deployer.virtualNetworks.beginCreateOrUpdate(DEMO.resourceGroupB, 'vnet-slow', {
+        location: 'westeurope',
+        addressSpace: { ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '32', id: DEMO.poolRetail }] },
+      })
+      assert.equal((await deployer.virtualNetworks.get(DEMO.resourceGroupB, 'vnet-slow')).provisioningState, 'Updating')
+      const started = Date.now()
+      const done = await poller.pollUntilDone()
+      assert.equal(done.provisioningState, 'Succeeded')
+      assert.ok(Date.now() - started >= 500, 'the SDK waited for the operation')
+    } finally {
+      emulator.state.lroDurationMs = 0
+    }
+  })
+})
