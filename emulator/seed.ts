@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { Type, type Static } from 'typebox'
 import { Value } from 'typebox/value'
+import { parsePrefix } from './arm/allocator.ts'
+import { createIpamPool } from './arm/network.ts'
+import { key } from './arm/network-state.ts'
 import { findRole } from './arm/rbac.ts'
 import { EmulatorState } from './state.ts'
 
@@ -73,6 +76,48 @@ export const SeedSchema = Type.Object(
       Type.Array(
         Type.Object(
           { scope: Type.String({ pattern: '^/' }), role: Type.String(), appId: Uuid, tenantId: Uuid },
+          { additionalProperties: false },
+        ),
+      ),
+    ),
+    /** AVNM in the management tenant: network managers with their pool hierarchy, groups and scope connections. */
+    networkManagers: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            subscriptionId: Uuid,
+            resourceGroup: Type.String(),
+            name: Type.String(),
+            location: Type.String(),
+            pools: Type.Optional(
+              Type.Array(
+                Type.Object(
+                  {
+                    name: Type.String(),
+                    addressPrefixes: Type.Array(Type.String(), { minItems: 1 }),
+                    parentPoolName: Type.Optional(Type.String()),
+                    displayName: Type.Optional(Type.String()),
+                    description: Type.Optional(Type.String()),
+                  },
+                  { additionalProperties: false },
+                ),
+              ),
+            ),
+            networkGroups: Type.Optional(Type.Array(Type.String())),
+            /** Managed subscriptions this manager offers to manage (the management side of a connection). */
+            scopeConnections: Type.Optional(
+              Type.Array(Type.Object({ name: Type.String(), subscriptionId: Uuid }, { additionalProperties: false })),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+      ),
+    ),
+    /** The managed side: a subscription accepting a network manager of another tenant. */
+    networkManagerConnections: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { subscriptionId: Uuid, name: Type.String(), networkManagerId: Type.String({ pattern: '^/subscriptions/' }) },
           { additionalProperties: false },
         ),
       ),
@@ -194,6 +239,70 @@ export function applySeed(seed: Seed, state = new EmulatorState()): EmulatorStat
       principalId: sp.objectId,
       principalType: 'ServicePrincipal',
       tenantId: assignment.tenantId,
+    })
+  }
+  const net = state.network
+  for (const nm of seed.networkManagers ?? []) {
+    check(
+      state.resourceGroup(nm.subscriptionId, nm.resourceGroup),
+      `network manager ${nm.name}: unknown resource group ${nm.resourceGroup}`,
+    )
+    const id = `/subscriptions/${nm.subscriptionId}/resourceGroups/${nm.resourceGroup}/providers/Microsoft.Network/networkManagers/${nm.name}`
+    net.networkManagers.set(key(id), { id, name: nm.name, location: nm.location, tags: {}, description: '' })
+    for (const pool of nm.pools ?? []) {
+      try {
+        createIpamPool(net, {
+          id: `${id}/ipamPools/${pool.name}`,
+          name: pool.name,
+          networkManagerId: id,
+          location: nm.location,
+          tags: {},
+          description: pool.description ?? '',
+          displayName: pool.displayName ?? '',
+          parentPoolName: pool.parentPoolName ?? '',
+          addressPrefixes: pool.addressPrefixes.map(parsePrefix),
+        })
+      } catch (err) {
+        throw new SeedError(`network manager ${nm.name}, pool ${pool.name}: ${(err as Error).message}`)
+      }
+    }
+    for (const group of nm.networkGroups ?? []) {
+      const groupId = `${id}/networkGroups/${group}`
+      net.networkGroups.set(key(groupId), {
+        id: groupId,
+        networkManagerId: id,
+        name: group,
+        description: '',
+        members: new Map(),
+      })
+    }
+    for (const connection of nm.scopeConnections ?? []) {
+      const tenantId = state.subscriptions.get(connection.subscriptionId)?.tenantId
+      check(
+        tenantId,
+        `network manager ${nm.name}: scope connection to unknown subscription ${connection.subscriptionId}`,
+      )
+      const connectionId = `${id}/scopeConnections/${connection.name}`
+      net.scopeConnections.set(key(connectionId), {
+        id: connectionId,
+        networkManagerId: id,
+        tenantId,
+        resourceId: `/subscriptions/${connection.subscriptionId}`,
+        description: '',
+      })
+    }
+  }
+  for (const connection of seed.networkManagerConnections ?? []) {
+    check(
+      state.subscriptions.has(connection.subscriptionId),
+      `network manager connection ${connection.name}: unknown subscription`,
+    )
+    const id = `/subscriptions/${connection.subscriptionId}/providers/Microsoft.Network/networkManagerConnections/${connection.name}`
+    net.managerConnections.set(key(id), {
+      id,
+      subscriptionId: connection.subscriptionId,
+      networkManagerId: connection.networkManagerId,
+      description: '',
     })
   }
   for (const kv of seed.keyVaults ?? []) {

@@ -55,6 +55,32 @@ export interface VirtualNetwork {
   otherProperties: Record<string, unknown>
 }
 
+/** Management side of a cross-tenant connection: the network manager offers to manage a subscription. */
+export interface ScopeConnection {
+  id: string
+  networkManagerId: string
+  tenantId: string
+  resourceId: string
+  description: string
+}
+
+/** Managed side: the subscription accepts management by a network manager of another tenant. */
+export interface ManagerConnection {
+  id: string
+  subscriptionId: string
+  networkManagerId: string
+  description: string
+}
+
+export interface NetworkGroup {
+  id: string
+  networkManagerId: string
+  name: string
+  description: string
+  /** Static members by member id: the resource id of each VNet. */
+  members: Map<string, { id: string; name: string; resourceId: string }>
+}
+
 export interface AsyncOperation {
   id: string
   subscriptionId: string
@@ -71,6 +97,9 @@ export class NetworkState {
   readonly pools = new Map<string, IpamPool>()
   readonly vnets = new Map<string, VirtualNetwork>()
   readonly operations = new Map<string, AsyncOperation>()
+  readonly scopeConnections = new Map<string, ScopeConnection>()
+  readonly managerConnections = new Map<string, ManagerConnection>()
+  readonly networkGroups = new Map<string, NetworkGroup>()
 
   newOperation(subscriptionId: string, location: string, doneAt: number, complete: () => void): AsyncOperation {
     const operation = { id: randomUUID(), subscriptionId, location, doneAt, complete, completed: false }

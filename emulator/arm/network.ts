@@ -15,7 +15,7 @@ import {
   prefixSize,
 } from './allocator.ts'
 import { authorize, authorizeLinked } from './authorize.ts'
-import { type IpamPool, key, type VirtualNetwork, type VnetPoolAllocation } from './network-state.ts'
+import { type IpamPool, key, type NetworkState, type VirtualNetwork, type VnetPoolAllocation } from './network-state.ts'
 import { caller } from './routes.ts'
 
 // Microsoft.Network: network managers, IPAM pools (hierarchy, usage, associated resources) and
@@ -63,6 +63,88 @@ const text = (value: unknown, fallback = ''): string =>
   typeof value === 'string' ? value : typeof value === 'number' ? String(value) : fallback
 
 const ipType = (family: 4 | 6) => (family === 4 ? 'IPv4' : 'IPv6')
+
+export interface NewPool {
+  id: string
+  name: string
+  networkManagerId: string
+  location: string
+  tags: Record<string, string>
+  description: string
+  displayName: string
+  parentPoolName: string
+  addressPrefixes: Prefix[]
+}
+
+/** A new pool: a child's space must lie inside its parent and is taken from it (siblings stay disjoint). */
+export function createIpamPool(net: NetworkState, fields: NewPool): IpamPool {
+  const { id, name, networkManagerId, parentPoolName, addressPrefixes } = fields
+  let space: AddressSpace
+  try {
+    space = new AddressSpace(addressPrefixes)
+  } catch (err) {
+    throw new ArmError(400, 'InvalidAddressPrefixFormat', (err as Error).message)
+  }
+  let parent: IpamPool | undefined
+  if (parentPoolName) {
+    parent = net.pools.get(key(`${networkManagerId}/ipamPools/${parentPoolName}`))
+    if (!parent) {
+      throw new ArmError(
+        400,
+        'ParentPoolNotFound',
+        `Parent pool ${parentPoolName} was not found in network manager ${networkManagerId.split('/').at(-1) ?? ''}.`,
+      )
+    }
+    if (parent.depth + 1 > MAX_POOL_DEPTH) {
+      throw new ArmError(400, 'IpamPoolHierarchyTooDeep', `A pool hierarchy has at most ${MAX_POOL_DEPTH} levels.`)
+    }
+    const outside = addressPrefixes.filter((p) => !parent!.addressPrefixes.some((q) => contains(q, p)))
+    if (outside.length) {
+      throw new ArmError(
+        400,
+        'PoolAddressPrefixesNotInParent',
+        `Address prefixes ${outside.map(formatPrefix).join(', ')} of pool ${name} are not within parent pool ${parentPoolName}.`,
+      )
+    }
+    try {
+      parent.space.reserve(addressPrefixes)
+    } catch (err) {
+      if (err instanceof ConflictError || err instanceof PrefixError) {
+        throw new ArmError(
+          400,
+          'PoolAddressPrefixesOverlap',
+          `Address prefixes of pool ${name} overlap space already used in parent pool ${parentPoolName}: ${err.message}`,
+        )
+      }
+      throw err
+    }
+    parent.children.add(key(id))
+  }
+  const pool: IpamPool = {
+    ...fields,
+    space,
+    depth: parent ? parent.depth + 1 : 1,
+    children: new Set(),
+    associations: new Map(),
+  }
+  net.pools.set(key(id), pool)
+  return pool
+}
+
+/** Connected when the management side's scope connection and the managed side's connection both exist. */
+export function scopeConnected(state: EmulatorState, networkManagerId: string, subscriptionId: string): boolean {
+  const net = state.network
+  const managed = `/subscriptions/${subscriptionId}`.toLowerCase()
+  const tenantId = state.subscriptions.get(subscriptionId.toLowerCase())?.tenantId
+  const offered = [...net.scopeConnections.values()].some(
+    (c) =>
+      key(c.networkManagerId) === key(networkManagerId) && key(c.resourceId) === managed && c.tenantId === tenantId,
+  )
+  const accepted = [...net.managerConnections.values()].some(
+    (c) => c.subscriptionId === subscriptionId.toLowerCase() && key(c.networkManagerId) === key(networkManagerId),
+  )
+  return offered && accepted
+}
 
 export async function networkRoutes(app: FastifyInstance, { state }: { state: EmulatorState }) {
   const net = state.network
@@ -236,48 +318,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
       return reply.code(200).send(poolBody(existing))
     }
 
-    let space: AddressSpace
-    try {
-      space = new AddressSpace(addressPrefixes)
-    } catch (err) {
-      throw new ArmError(400, 'InvalidAddressPrefixFormat', (err as Error).message)
-    }
-    const parentPoolName = text(properties['parentPoolName'], '')
-    let parent: IpamPool | undefined
-    if (parentPoolName) {
-      parent = net.pools.get(key(`${managerId}/ipamPools/${parentPoolName}`))
-      if (!parent)
-        throw new ArmError(
-          400,
-          'ParentPoolNotFound',
-          `Parent pool ${parentPoolName} was not found in network manager ${nm}.`,
-        )
-      if (parent.depth + 1 > MAX_POOL_DEPTH) {
-        throw new ArmError(400, 'IpamPoolHierarchyTooDeep', `A pool hierarchy has at most ${MAX_POOL_DEPTH} levels.`)
-      }
-      const outside = addressPrefixes.filter((p) => !parent!.addressPrefixes.some((q) => contains(q, p)))
-      if (outside.length) {
-        throw new ArmError(
-          400,
-          'PoolAddressPrefixesNotInParent',
-          `Address prefixes ${outside.map(formatPrefix).join(', ')} of pool ${name} are not within parent pool ${parentPoolName}.`,
-        )
-      }
-      try {
-        parent.space.reserve(addressPrefixes)
-      } catch (err) {
-        if (err instanceof ConflictError || err instanceof PrefixError) {
-          throw new ArmError(
-            400,
-            'PoolAddressPrefixesOverlap',
-            `Address prefixes of pool ${name} overlap space already used in parent pool ${parentPoolName}: ${err.message}`,
-          )
-        }
-        throw err
-      }
-      parent.children.add(key(id))
-    }
-    const pool: IpamPool = {
+    const pool = createIpamPool(net, {
       id,
       name,
       networkManagerId: managerId,
@@ -285,14 +326,9 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
       tags: body.tags ?? {},
       description: text(properties['description'], ''),
       displayName: text(properties['displayName'], ''),
-      parentPoolName,
+      parentPoolName: text(properties['parentPoolName'], ''),
       addressPrefixes,
-      space,
-      depth: parent ? parent.depth + 1 : 1,
-      children: new Set(),
-      associations: new Map(),
-    }
-    net.pools.set(key(id), pool)
+    })
     return reply.code(201).send(poolBody(pool))
   })
 
@@ -502,6 +538,19 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
     for (const { poolId } of asked) {
       authorizeLinked(state, who, 'Microsoft.Network/networkManagers/ipamPools/associateResourcesToPool/action', poolId)
     }
+    const vnetSubscription = request.params.sub.toLowerCase()
+    for (const { pool } of asked) {
+      const managerSubscription = /^\/subscriptions\/([^/]+)/i.exec(pool.networkManagerId)?.[1]?.toLowerCase() ?? ''
+      const crossTenant =
+        state.subscriptions.get(managerSubscription)?.tenantId !== state.subscriptions.get(vnetSubscription)?.tenantId
+      if (crossTenant && !scopeConnected(state, pool.networkManagerId, vnetSubscription)) {
+        throw new ArmError(
+          400,
+          'SubscriptionNotInNetworkManagerScope',
+          `Subscription '${vnetSubscription}' is not in the scope of network manager '${pool.networkManagerId}', so it cannot use pool ${pool.id}. Connect it across tenants: a scope connection on the network manager and a network manager connection on the subscription.`,
+        )
+      }
+    }
 
     const existing = net.vnets.get(key(id))
     const unchanged = (a: VnetPoolAllocation) =>
@@ -596,4 +645,244 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
     )
     return reply.code(202).send()
   })
+
+  // ---- cross-tenant connections ----
+  const scopeConnectionBody = (id: string) => {
+    const c = net.scopeConnections.get(key(id))!
+    const subscriptionId = /^\/subscriptions\/([^/]+)/i.exec(c.resourceId)?.[1] ?? ''
+    return {
+      id: c.id,
+      name: c.id.split('/').at(-1),
+      type: 'Microsoft.Network/networkManagers/scopeConnections',
+      properties: {
+        tenantId: c.tenantId,
+        resourceId: c.resourceId,
+        description: c.description,
+        connectionState: scopeConnected(state, c.networkManagerId, subscriptionId) ? 'Connected' : 'Pending',
+      },
+    }
+  }
+
+  app.put<{ Params: Params & { name: string }; Body: Body }>(`${NM}/scopeConnections/:name`, async (request, reply) => {
+    const id = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/networkManagers/scopeConnections/write', id)
+    const managerId = id.slice(0, id.toLowerCase().indexOf('/scopeconnections/'))
+    if (!net.networkManagers.has(key(managerId)))
+      throw resourceNotFound('Microsoft.Network/networkManagers', request.params.nm, request.params.rg)
+    const properties = request.body?.properties ?? {}
+    const tenantId = text(properties['tenantId']).toLowerCase()
+    const target = text(properties['resourceId'])
+    if (!state.tenants.has(tenantId) || !/^\/subscriptions\/[0-9a-f-]{36}$/i.test(target)) {
+      throw new ArmError(
+        400,
+        'InvalidRequestFormat',
+        'properties.tenantId must be a tenant id and properties.resourceId a subscription (/subscriptions/{id}).',
+      )
+    }
+    const existed = net.scopeConnections.has(key(id))
+    net.scopeConnections.set(key(id), {
+      id,
+      networkManagerId: managerId,
+      tenantId,
+      resourceId: target,
+      description: text(properties['description']),
+    })
+    return reply.code(existed ? 200 : 201).send(scopeConnectionBody(id))
+  })
+
+  app.get<{ Params: Params & { name: string } }>(`${NM}/scopeConnections/:name`, async (request) => {
+    const id = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/networkManagers/scopeConnections/read', id)
+    if (!net.scopeConnections.has(key(id)))
+      throw resourceNotFound(
+        'Microsoft.Network/networkManagers/scopeConnections',
+        `${request.params.nm}/${request.params.name}`,
+        request.params.rg,
+      )
+    return scopeConnectionBody(id)
+  })
+
+  const managerConnectionBody = (id: string) => {
+    const c = net.managerConnections.get(key(id))!
+    return {
+      id: c.id,
+      name: c.id.split('/').at(-1),
+      type: 'Microsoft.Network/networkManagerConnections',
+      properties: {
+        networkManagerId: c.networkManagerId,
+        description: c.description,
+        connectionState: scopeConnected(state, c.networkManagerId, c.subscriptionId) ? 'Connected' : 'Pending',
+      },
+    }
+  }
+
+  const connectionPath = '/subscriptions/:sub/providers/Microsoft.Network/networkManagerConnections/:name'
+  app.put<{ Params: { sub: string; name: string }; Body: Body }>(connectionPath, async (request, reply) => {
+    const id = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/networkManagerConnections/write', id)
+    const networkManagerId = text(request.body?.properties?.['networkManagerId'])
+    if (!/\/providers\/Microsoft\.Network\/networkManagers\/[^/]+$/i.test(networkManagerId)) {
+      throw new ArmError(
+        400,
+        'InvalidRequestFormat',
+        'properties.networkManagerId must be the resource id of a network manager.',
+      )
+    }
+    const existed = net.managerConnections.has(key(id))
+    net.managerConnections.set(key(id), {
+      id,
+      subscriptionId: request.params.sub.toLowerCase(),
+      networkManagerId,
+      description: text(request.body?.properties?.['description']),
+    })
+    return reply.code(existed ? 200 : 201).send(managerConnectionBody(id))
+  })
+
+  app.get<{ Params: { sub: string; name: string } }>(connectionPath, async (request) => {
+    const id = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/networkManagerConnections/read', id)
+    if (!net.managerConnections.has(key(id)))
+      throw new ArmError(
+        404,
+        'ResourceNotFound',
+        `The Resource 'Microsoft.Network/networkManagerConnections/${request.params.name}' was not found.`,
+        { 'x-ms-failure-cause': 'gateway' },
+      )
+    return managerConnectionBody(id)
+  })
+
+  // ---- network groups and their static members ----
+  const groupOf = (request: FastifyRequest<{ Params: Params & { group: string } }>) => {
+    const path = resourceId(request)
+    const id = path.slice(0, path.toLowerCase().indexOf('/networkgroups/')) + `/networkGroups/${request.params.group}`
+    const group = net.networkGroups.get(key(id))
+    if (!group)
+      throw resourceNotFound(
+        'Microsoft.Network/networkManagers/networkGroups',
+        `${request.params.nm}/${request.params.group}`,
+        request.params.rg,
+      )
+    return group
+  }
+
+  app.put<{ Params: Params & { group: string }; Body: Body }>(`${NM}/networkGroups/:group`, async (request, reply) => {
+    const id = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/networkManagers/networkGroups/write', id)
+    const managerId = id.slice(0, id.toLowerCase().indexOf('/networkgroups/'))
+    if (!net.networkManagers.has(key(managerId)))
+      throw resourceNotFound('Microsoft.Network/networkManagers', request.params.nm, request.params.rg)
+    const existing = net.networkGroups.get(key(id))
+    const group = existing ?? {
+      id,
+      networkManagerId: managerId,
+      name: request.params.group,
+      description: '',
+      members: new Map(),
+    }
+    group.description = text(request.body?.properties?.['description'], group.description)
+    net.networkGroups.set(key(id), group)
+    return reply.code(existing ? 200 : 201).send({
+      id,
+      name: group.name,
+      type: 'Microsoft.Network/networkManagers/networkGroups',
+      properties: { description: group.description, memberType: 'VirtualNetwork', provisioningState: 'Succeeded' },
+    })
+  })
+
+  const memberBody = (group: { id: string }, member: { name: string; resourceId: string }) => ({
+    id: `${group.id}/staticMembers/${member.name}`,
+    name: member.name,
+    type: 'Microsoft.Network/networkManagers/networkGroups/staticMembers',
+    properties: {
+      resourceId: member.resourceId,
+      region: net.vnets.get(key(member.resourceId))?.location ?? '',
+      provisioningState: 'Succeeded',
+    },
+  })
+
+  app.put<{ Params: Params & { group: string; member: string }; Body: Body }>(
+    `${NM}/networkGroups/:group/staticMembers/:member`,
+    async (request, reply) => {
+      authorize(
+        state,
+        caller(request),
+        'Microsoft.Network/networkManagers/networkGroups/staticMembers/write',
+        resourceId(request),
+      )
+      const group = groupOf(request)
+      const target = text(request.body?.properties?.['resourceId'])
+      if (!net.vnets.has(key(target))) {
+        throw new ArmError(
+          400,
+          'InvalidResourceId',
+          `properties.resourceId '${target}' is not an existing virtual network.`,
+        )
+      }
+      const memberSubscription = /^\/subscriptions\/([^/]+)/i.exec(target)?.[1]?.toLowerCase() ?? ''
+      const managerSubscription = /^\/subscriptions\/([^/]+)/i.exec(group.networkManagerId)?.[1]?.toLowerCase() ?? ''
+      const crossTenant =
+        state.subscriptions.get(memberSubscription)?.tenantId !== state.subscriptions.get(managerSubscription)?.tenantId
+      if (crossTenant && !scopeConnected(state, group.networkManagerId, memberSubscription)) {
+        throw new ArmError(
+          400,
+          'SubscriptionNotInNetworkManagerScope',
+          `Virtual network ${target} is in subscription '${memberSubscription}', which is not connected to network manager '${group.networkManagerId}'.`,
+        )
+      }
+      const existed = group.members.has(request.params.member.toLowerCase())
+      const member = {
+        id: `${group.id}/staticMembers/${request.params.member}`,
+        name: request.params.member,
+        resourceId: target,
+      }
+      group.members.set(request.params.member.toLowerCase(), member)
+      return reply.code(existed ? 200 : 201).send(memberBody(group, member))
+    },
+  )
+
+  app.get<{ Params: Params & { group: string; member: string } }>(
+    `${NM}/networkGroups/:group/staticMembers/:member`,
+    async (request) => {
+      authorize(
+        state,
+        caller(request),
+        'Microsoft.Network/networkManagers/networkGroups/staticMembers/read',
+        resourceId(request),
+      )
+      const group = groupOf(request)
+      const member = group.members.get(request.params.member.toLowerCase())
+      if (!member)
+        throw resourceNotFound(
+          'Microsoft.Network/networkManagers/networkGroups/staticMembers',
+          request.params.member,
+          request.params.rg,
+        )
+      return memberBody(group, member)
+    },
+  )
+
+  app.get<{ Params: Params & { group: string } }>(`${NM}/networkGroups/:group/staticMembers`, async (request) => {
+    authorize(
+      state,
+      caller(request),
+      'Microsoft.Network/networkManagers/networkGroups/staticMembers/read',
+      resourceId(request),
+    )
+    const group = groupOf(request)
+    return { value: [...group.members.values()].map((member) => memberBody(group, member)) }
+  })
+
+  app.delete<{ Params: Params & { group: string; member: string } }>(
+    `${NM}/networkGroups/:group/staticMembers/:member`,
+    async (request, reply) => {
+      authorize(
+        state,
+        caller(request),
+        'Microsoft.Network/networkManagers/networkGroups/staticMembers/delete',
+        resourceId(request),
+      )
+      const group = groupOf(request)
+      return reply.code(group.members.delete(request.params.member.toLowerCase()) ? 200 : 204).send()
+    },
+  )
 }

@@ -62,16 +62,27 @@ describe('emulator: IPAM pools and VNets through @azure/arm-network', () => {
   after(async () => emulator.close())
 
   it('builds a pool hierarchy: children inside their parent, siblings disjoint, usage counted as strings', async () => {
+    // Created through ARM as an owner would; the demo seed's hierarchy is checked below.
+    const created = await admin.ipamPools.beginCreateAndWait(DEMO.resourceGroupA, NM, 'pool-lab', {
+      location: 'westeurope',
+      properties: { addressPrefixes: ['10.48.0.0/20'], parentPoolName: 'pool-root', displayName: 'Lab' },
+    })
+    assert.equal(created.properties.provisioningState, 'Succeeded')
+    await admin.ipamPools.beginDeleteAndWait(DEMO.resourceGroupA, NM, 'pool-lab')
+
     const pool = await admin.ipamPools.get(DEMO.resourceGroupA, NM, 'pool-retail')
     assert.deepEqual(pool.properties.ipAddressType, ['IPv4'])
     assert.equal(pool.properties.parentPoolName, 'pool-root')
     const root = await admin.ipamPools.getPoolUsage(DEMO.resourceGroupA, NM, 'pool-root')
     assert.equal(root.totalNumberOfIPAddresses, '16777216')
-    assert.equal(root.numberOfAllocatedIPAddresses, '65536')
+    assert.equal(root.numberOfAllocatedIPAddresses, '131072')
     assert.deepEqual(
       root.childPools?.map((c) => c.addressPrefixes),
-      [['10.16.0.0/16']],
+      [['10.16.0.0/16'], ['10.32.0.0/16']],
     )
+    const v6 = await admin.ipamPools.getPoolUsage(DEMO.resourceGroupA, NM, 'pool-root-v6')
+    assert.equal(v6.totalNumberOfIPAddresses, (2n ** 80n).toString())
+    assert.equal(v6.numberOfAllocatedIPAddresses, (2n ** 76n).toString())
 
     const overlap = admin.ipamPools.beginCreateAndWait(DEMO.resourceGroupA, NM, 'pool-overlap', {
       location: 'westeurope',
@@ -86,7 +97,7 @@ describe('emulator: IPAM pools and VNets through @azure/arm-network', () => {
 
     const names = []
     for await (const p of admin.ipamPools.list(DEMO.resourceGroupA, NM)) names.push(p.name)
-    assert.deepEqual(names.sort(), ['pool-retail', 'pool-root'])
+    assert.deepEqual(names.sort(), ['pool-logistics', 'pool-retail', 'pool-retail-v6', 'pool-root', 'pool-root-v6'])
   })
 
   it('deploys a VNet in tenant B from a pool in tenant A with the auxiliary token (LRO to Succeeded)', async () => {
@@ -177,6 +188,75 @@ describe('emulator: IPAM pools and VNets through @azure/arm-network', () => {
       (e: RestError) => e.statusCode === 404 && e.code === 'ResourceNotFound',
     )
     assert.deepEqual(await usage(), before)
+  })
+
+  it('takes IPv4 and IPv6 from one pool each; two pools of one family are refused', async () => {
+    const v6Pool = DEMO.poolRetail.replace('pool-retail', 'pool-retail-v6')
+    const dual = await deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, 'vnet-dual', {
+      location: 'westeurope',
+      addressSpace: {
+        ipamPoolPrefixAllocations: [
+          { numberOfIpAddresses: '256', id: DEMO.poolRetail },
+          { numberOfIpAddresses: (2n ** 64n).toString(), id: v6Pool },
+        ],
+      },
+    })
+    assert.deepEqual(dual.addressSpace?.ipamPoolPrefixAllocations?.[1]?.allocatedAddressPrefixes, [
+      'fd00:0:0:1000::/64',
+    ])
+    const root: string = DEMO.poolRetail.replace('pool-retail', 'pool-logistics')
+    await assert.rejects(
+      deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, 'vnet-two-v4', {
+        location: 'westeurope',
+        addressSpace: {
+          ipamPoolPrefixAllocations: [
+            { numberOfIpAddresses: '16', id: DEMO.poolRetail },
+            { numberOfIpAddresses: '16', id: root },
+          ],
+        },
+      }),
+      (e: RestError) => /only one association of each IP type is allowed/.test(e.message),
+    )
+  })
+
+  it('needs a connected cross-tenant scope: Pending until the managed side accepts', async () => {
+    const logisticsPool: string = DEMO.poolRetail.replace('pool-retail', 'pool-logistics')
+    const inC = client(DEMO.tenantC, DEMO.deployerAppId, DEMO.subscriptionC, DEMO.tenantA)
+    const put = () =>
+      inC.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupC, 'vnet-logistics-1', {
+        location: 'northeurope',
+        addressSpace: { ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '64', id: logisticsPool }] },
+      })
+    const scope = await admin.scopeConnections.get(DEMO.resourceGroupA, NM, 'sc-logistics')
+    assert.equal(scope.connectionState, 'Pending')
+    await assert.rejects(put(), (e: RestError) => e.code === 'SubscriptionNotInNetworkManagerScope')
+
+    const accepted = await inC.subscriptionNetworkManagerConnections.createOrUpdate('nmc-contoso', {
+      networkManagerId: DEMO.networkManagerId,
+    })
+    assert.equal(accepted.connectionState, 'Connected')
+    assert.equal(
+      (await admin.scopeConnections.get(DEMO.resourceGroupA, NM, 'sc-logistics')).connectionState,
+      'Connected',
+    )
+    assert.deepEqual((await put()).addressSpace?.addressPrefixes, ['10.32.0.0/26'])
+  })
+
+  it('adds a VNet of a connected tenant as a static member of a network group', async () => {
+    const member = await vnet('vnet-member', '16')
+    const added = await admin.staticMembers.createOrUpdate(DEMO.resourceGroupA, NM, 'ng-retail-spokes', 'vnet-member', {
+      resourceId: member.id!,
+    })
+    assert.equal(added.resourceId, member.id)
+    const members = []
+    for await (const m of admin.staticMembers.list(DEMO.resourceGroupA, NM, 'ng-retail-spokes'))
+      members.push(m.resourceId)
+    assert.deepEqual(members, [member.id])
+    await admin.staticMembers.delete(DEMO.resourceGroupA, NM, 'ng-retail-spokes', 'vnet-member')
+    await assert.rejects(
+      admin.staticMembers.get(DEMO.resourceGroupA, NM, 'ng-retail-spokes', 'vnet-member'),
+      (e: RestError) => e.statusCode === 404,
+    )
   })
 
   it('polls InProgress until the configured operation duration has passed', async () => {

@@ -17,6 +17,10 @@ export const DEMO = {
   subscriptionB: 'b1b1b1b1-0000-4000-8000-0000000000b1',
   resourceGroupA: 'rg-network-management',
   resourceGroupB: 'rg-retail-network',
+  subscriptionC: 'c1c1c1c1-0000-4000-8000-0000000000c1',
+  resourceGroupC: 'rg-logistics-network',
+  networkManagerId:
+    '/subscriptions/a1a1a1a1-0000-4000-8000-0000000000a1/resourceGroups/rg-network-management/providers/Microsoft.Network/networkManagers/nm-contoso',
   poolRetail:
     '/subscriptions/a1a1a1a1-0000-4000-8000-0000000000a1/resourceGroups/rg-network-management/providers/Microsoft.Network/networkManagers/nm-contoso/ipamPools/pool-retail',
   vault: 'kv-ipam-broker',
