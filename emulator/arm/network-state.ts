@@ -18,6 +18,15 @@ export interface PoolAssociation {
   createdAt: Date
 }
 
+/** Space held in a pool without a resource (on-premises ranges, reservations). */
+export interface StaticCidr {
+  id: string
+  name: string
+  description: string
+  prefixes: Prefix[]
+  numberOfIPAddressesToAllocate: string
+}
+
 export interface IpamPool {
   id: string
   name: string
@@ -33,6 +42,7 @@ export interface IpamPool {
   /** Child pools hold space in their parent, as allocations do. */
   children: Set<string>
   associations: Map<string, PoolAssociation>
+  staticCidrs: Map<string, StaticCidr>
 }
 
 export interface VnetPoolAllocation {

@@ -126,6 +126,7 @@ export function createIpamPool(net: NetworkState, fields: NewPool): IpamPool {
     depth: parent ? parent.depth + 1 : 1,
     children: new Set(),
     associations: new Map(),
+    staticCidrs: new Map(),
   }
   net.pools.set(key(id), pool)
   return pool
@@ -272,7 +273,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
   })
 
   const poolOf = (request: FastifyRequest<{ Params: Params }>): IpamPool => {
-    const id = resourceId(request).replace(/\/(getPoolUsage|listAssociatedResources)$/i, '')
+    const id = resourceId(request).replace(/\/(getPoolUsage|listAssociatedResources|staticCidrs(\/[^/]+)?)$/i, '')
     const pool = net.pools.get(key(id))
     if (!pool)
       throw resourceNotFound(
@@ -358,7 +359,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
     authorize(state, caller(request), 'Microsoft.Network/networkManagers/ipamPools/delete', id)
     const pool = net.pools.get(key(id))
     if (!pool) return reply.code(204).send()
-    if (pool.children.size || pool.associations.size) {
+    if (pool.children.size || pool.associations.size || pool.staticCidrs.size) {
       throw new ArmError(
         400,
         'IpamPoolInUse',
@@ -375,24 +376,146 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
     return reply.code(202).send()
   })
 
+  // Static CIDRs are reported as reserved; child pools and associated resources as allocated.
   const usage = (pool: IpamPool) => {
     const space = pool.space.usage()
-    const childPools = [...pool.children].map((childKey) => net.pools.get(childKey)!).filter(Boolean)
+    const childPools = [...pool.children]
+      .map((childKey) => net.pools.get(childKey))
+      .filter((child) => child !== undefined)
+    const reserved = mergePrefixes([...pool.staticCidrs.values()].flatMap((cidr) => cidr.prefixes))
+    const reservedCount = reserved.reduce((sum, p) => sum + prefixSize(p), 0n)
+    const allocated = mergePrefixes([
+      ...childPools.flatMap((child) => child.addressPrefixes),
+      ...[...pool.associations.values()].flatMap((association) => association.prefixes),
+    ])
     return {
       addressPrefixes: space.addressPrefixes.map(formatPrefix),
       childPools: childPools.map((child) => ({
         resourceId: child.id,
         addressPrefixes: child.addressPrefixes.map(formatPrefix),
       })),
-      allocatedAddressPrefixes: space.takenPrefixes.map(formatPrefix),
-      reservedAddressPrefixes: [],
+      allocatedAddressPrefixes: allocated.map(formatPrefix),
+      reservedAddressPrefixes: reserved.map(formatPrefix),
       availableAddressPrefixes: space.availablePrefixes.map(formatPrefix),
       totalNumberOfIPAddresses: space.total.toString(),
-      numberOfAllocatedIPAddresses: space.taken.toString(),
-      numberOfReservedIPAddresses: '0',
+      numberOfAllocatedIPAddresses: (space.taken - reservedCount).toString(),
+      numberOfReservedIPAddresses: reservedCount.toString(),
       numberOfAvailableIPAddresses: space.available.toString(),
     }
   }
+
+  // ---- static CIDRs: pool space held without a resource ----
+  const cidrBody = (
+    pool: IpamPool,
+    cidr: { id: string; name: string; description: string; prefixes: Prefix[]; numberOfIPAddressesToAllocate: string },
+  ) => ({
+    name: cidr.name,
+    id: cidr.id,
+    type: 'Microsoft.Network/networkManagers/ipamPools/staticCidrs',
+    properties: {
+      description: cidr.description,
+      addressPrefixes: mergePrefixes(cidr.prefixes).map(formatPrefix),
+      numberOfIPAddressesToAllocate: cidr.numberOfIPAddressesToAllocate,
+      totalNumberOfIPAddresses: cidr.prefixes.reduce((sum, p) => sum + prefixSize(p), 0n).toString(),
+      provisioningState: 'Succeeded',
+    },
+  })
+
+  const staticCidrPath = `${NM}/ipamPools/:pool/staticCidrs/:cidr`
+  app.put<{ Params: Params & { cidr: string }; Body: Body }>(staticCidrPath, async (request, reply) => {
+    const id = resourceId(request)
+    authorize(state, caller(request), 'Microsoft.Network/networkManagers/ipamPools/staticCidrs/write', id)
+    const pool = poolOf(request)
+    const properties = request.body?.properties ?? {}
+    const requested =
+      properties['addressPrefixes'] === undefined
+        ? []
+        : prefixes(properties['addressPrefixes'], 'properties.addressPrefixes')
+    const count = text(properties['numberOfIPAddressesToAllocate'])
+    if (requested.length === 0 && !/^[1-9][0-9]{0,38}$/.test(count)) {
+      throw new ArmError(
+        400,
+        'InvalidRequestFormat',
+        'Give properties.addressPrefixes or a positive properties.numberOfIPAddressesToAllocate (a string).',
+      )
+    }
+    const name = request.params.cidr
+    const existing = pool.staticCidrs.get(name.toLowerCase())
+    if (existing) pool.space.release(existing.prefixes)
+    let taken: Prefix[]
+    try {
+      if (requested.length) {
+        pool.space.reserve(requested)
+        taken = requested
+      } else {
+        taken = pool.space.allocate(BigInt(count))
+      }
+    } catch (err) {
+      if (existing) pool.space.reserve(existing.prefixes)
+      if (err instanceof ExhaustedError)
+        throw new ArmError(
+          400,
+          'IpamPoolExhausted',
+          `IPAM pool ${pool.id} cannot provide ${count} addresses: only ${err.available} are free.`,
+        )
+      if (err instanceof ConflictError || err instanceof PrefixError)
+        throw new ArmError(400, 'StaticCidrConflict', `Static CIDR ${name}: ${err.message}`)
+      throw err
+    }
+    const cidr = {
+      id,
+      name,
+      description: text(properties['description']),
+      prefixes: taken,
+      numberOfIPAddressesToAllocate: requested.length ? '' : count,
+    }
+    pool.staticCidrs.set(name.toLowerCase(), cidr)
+    return reply.code(existing ? 200 : 201).send(cidrBody(pool, cidr))
+  })
+
+  app.get<{ Params: Params & { cidr: string } }>(staticCidrPath, async (request) => {
+    authorize(
+      state,
+      caller(request),
+      'Microsoft.Network/networkManagers/ipamPools/staticCidrs/read',
+      resourceId(request),
+    )
+    const pool = poolOf(request)
+    const cidr = pool.staticCidrs.get(request.params.cidr.toLowerCase())
+    if (!cidr)
+      throw resourceNotFound(
+        'Microsoft.Network/networkManagers/ipamPools/staticCidrs',
+        `${request.params.nm}/${request.params.pool}/${request.params.cidr}`,
+        request.params.rg,
+      )
+    return cidrBody(pool, cidr)
+  })
+
+  app.get<{ Params: Params }>(`${NM}/ipamPools/:pool/staticCidrs`, async (request) => {
+    authorize(
+      state,
+      caller(request),
+      'Microsoft.Network/networkManagers/ipamPools/staticCidrs/read',
+      resourceId(request),
+    )
+    const pool = poolOf(request)
+    return { value: [...pool.staticCidrs.values()].map((cidr) => cidrBody(pool, cidr)), nextLink: '' }
+  })
+
+  app.delete<{ Params: Params & { cidr: string } }>(staticCidrPath, async (request, reply) => {
+    authorize(
+      state,
+      caller(request),
+      'Microsoft.Network/networkManagers/ipamPools/staticCidrs/delete',
+      resourceId(request),
+    )
+    const pool = poolOf(request)
+    const cidr = pool.staticCidrs.get(request.params.cidr.toLowerCase())
+    if (!cidr) return reply.code(204).send()
+    pool.space.release(cidr.prefixes)
+    pool.staticCidrs.delete(request.params.cidr.toLowerCase())
+    return reply.code(200).send()
+  })
 
   app.post<{ Params: Params }>(`${NM}/ipamPools/:pool/getPoolUsage`, async (request) => {
     const pool = poolOf(request)

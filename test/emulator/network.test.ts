@@ -259,6 +259,36 @@ describe('emulator: IPAM pools and VNets through @azure/arm-network', () => {
     )
   })
 
+  it('holds static CIDRs in a pool as reserved space, by prefix or by count', async () => {
+    const before = await usage()
+    const onPrem = await admin.staticCidrs.create(DEMO.resourceGroupA, NM, 'pool-retail', 'on-prem', {
+      body: { properties: { addressPrefixes: ['10.16.255.0/24'], description: 'datacentre range' } },
+    })
+    assert.equal(onPrem.properties?.totalNumberOfIPAddresses, '256')
+    const counted = await admin.staticCidrs.create(DEMO.resourceGroupA, NM, 'pool-retail', 'reserved-32', {
+      body: { properties: { numberOfIPAddressesToAllocate: '32' } },
+    })
+    assert.equal(counted.properties?.addressPrefixes?.length, 1)
+    await assert.rejects(
+      admin.staticCidrs.create(DEMO.resourceGroupA, NM, 'pool-retail', 'clash', {
+        body: { properties: { addressPrefixes: ['10.16.255.128/25'] } },
+      }),
+      (e: RestError) => e.code === 'StaticCidrConflict',
+    )
+    const held = await usage()
+    assert.equal(held.numberOfReservedIPAddresses, '288')
+    assert.ok(held.reservedAddressPrefixes?.includes('10.16.255.0/24'))
+    assert.equal(
+      BigInt(held.totalNumberOfIPAddresses!),
+      BigInt(held.numberOfAllocatedIPAddresses!) +
+        BigInt(held.numberOfReservedIPAddresses!) +
+        BigInt(held.numberOfAvailableIPAddresses!),
+    )
+    await admin.staticCidrs.beginDeleteAndWait(DEMO.resourceGroupA, NM, 'pool-retail', 'on-prem')
+    await admin.staticCidrs.beginDeleteAndWait(DEMO.resourceGroupA, NM, 'pool-retail', 'reserved-32')
+    assert.deepEqual(await usage(), before)
+  })
+
   it('polls InProgress until the configured operation duration has passed', async () => {
     emulator.state.lroDurationMs = 1500
     try {
