@@ -281,7 +281,7 @@ describe('emulator: IPAM pools and VNets through @azure/arm-network', () => {
     assert.equal(
       BigInt(held.totalNumberOfIPAddresses!),
       BigInt(held.numberOfAllocatedIPAddresses!) +
-        BigInt(held.numberOfReservedIPAddresses!) +
+        BigInt(held.numberOfReservedIPAddresses) +
         BigInt(held.numberOfAvailableIPAddresses!),
     )
     await admin.staticCidrs.beginDeleteAndWait(DEMO.resourceGroupA, NM, 'pool-retail', 'on-prem')
