@@ -1,12 +1,15 @@
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
+import { Faults } from './admin/faults.ts'
+import { adminRoutes } from './admin/routes.ts'
 import { networkRoutes } from './arm/network.ts'
 import { armFrontDoor, armRoutes } from './arm/routes.ts'
 import { createServiceApp, RequestLog, serviceOf } from './common/pipeline.ts'
 import { ensureTls, type TlsMaterial } from './common/tls.ts'
 import { entraRoutes } from './entra/routes.ts'
 import { TokenIssuer } from './entra/tokens.ts'
+import { graphRoutes } from './graph/routes.ts'
 import { keyVaultRoutes } from './keyvault/routes.ts'
 import { applySeed, type Seed } from './seed.ts'
 import type { EmulatorState } from './state.ts'
@@ -34,6 +37,8 @@ export interface Emulator {
   vaults: Record<string, string>
   state: EmulatorState
   requestLog: RequestLog
+  /** Fault injection rules (also reachable over HTTP at /_emulator/faults). */
+  faults: Faults
   close(): Promise<void>
 }
 
@@ -48,24 +53,39 @@ export async function startEmulator({ seed, port = 0, tlsDir = DEFAULT_TLS_DIR }
   const state = applySeed(seed)
   const issuer = await TokenIssuer.create(state)
   const requestLog = new RequestLog()
+  const faults = new Faults()
   const apps: FastifyInstance[] = []
 
   // Entra ID and ARM share the main host, as one `az cloud register` endpoint can name both.
-  const login = createServiceApp(serviceOf, tls, requestLog)
+  const login = createServiceApp(serviceOf, tls, requestLog, faults)
+  // An lro-fail fault (marked by the pipeline) fails the operation this response starts. Added before
+  // the routes are registered, as Fastify copies a parent's hooks into a plugin when registering it.
+  login.addHook('onSend', async (request, reply, payload) => {
+    const failure = faults.lroFailureFor(request.raw)
+    const header = reply.getHeader('azure-asyncoperation')
+    if (failure && typeof header === 'string') {
+      const id = new URL(header).pathname.split('/').at(-1) ?? ''
+      const operation = state.network.operations.get(id)
+      if (operation) operation.error = { code: failure.code, message: failure.message }
+    }
+    return payload
+  })
   let loginUrl = ''
   await login.register(entraRoutes, { state, issuer, baseUrl: () => loginUrl })
+  await login.register(graphRoutes, { state, issuer })
   await login.register(async (arm) => {
     arm.addHook('preHandler', armFrontDoor({ state, issuer }))
     await arm.register(armRoutes, { state, issuer })
     await arm.register(networkRoutes, { state })
   })
+  await login.register(adminRoutes, { state, requestLog, faults })
   apps.push(login)
   await login.listen({ host: 'localhost', port })
   loginUrl = listeningUrl(login)
 
   const vaults: Record<string, string> = {}
   for (const vault of state.vaults.values()) {
-    const app = createServiceApp('keyvault', tls, requestLog)
+    const app = createServiceApp('keyvault', tls, requestLog, faults)
     let vaultUrl = ''
     await app.register(keyVaultRoutes, { state, issuer, vault, vaultUrl: () => vaultUrl, loginUrl: () => loginUrl })
     apps.push(app)
@@ -81,6 +101,7 @@ export async function startEmulator({ seed, port = 0, tlsDir = DEFAULT_TLS_DIR }
     vaults,
     state,
     requestLog,
+    faults,
     close: async () => {
       await Promise.all(apps.map((app) => app.close()))
     },
