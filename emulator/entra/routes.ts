@@ -1,5 +1,5 @@
 import formbody from '@fastify/formbody'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { EmulatorState } from '../state.ts'
 import { sendAadError } from './errors.ts'
 import { TOKEN_LIFETIME_SECONDS, type TokenIssuer } from './tokens.ts'
@@ -26,6 +26,19 @@ const MULTI_TENANT_AUTHORITIES = new Set(['common', 'organizations'])
 
 export const v1Issuer = (tenantId: string) => `https://sts.windows.net/${tenantId}/`
 
+/** The scheme and host the caller used: endpoints in discovery documents point back to it. */
+export const originOf = (request: FastifyRequest) => `${request.protocol}://${request.host}`
+
+/**
+ * Audiences a Graph token may carry: Graph's own, and this emulator's origin, which is what a client
+ * asks for when its cloud's Microsoft Graph endpoint is the emulator (az cloud register).
+ */
+export const graphAudiences = (request: FastifyRequest) => [
+  ...GRAPH_AUDIENCES,
+  originOf(request),
+  `${originOf(request)}/`,
+]
+
 export interface EntraOptions {
   state: EmulatorState
   issuer: TokenIssuer
@@ -49,7 +62,7 @@ export async function entraRoutes(app: FastifyInstance, { state, issuer, baseUrl
         `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
       )
     }
-    const base = baseUrl()
+    const base = originOf(request)
     const issuerTenant = MULTI_TENANT_AUTHORITIES.has(tenant) ? '{tenantid}' : tenant
     return {
       token_endpoint: `${base}/${tenant}/oauth2/v2.0/token`,
@@ -87,7 +100,7 @@ export async function entraRoutes(app: FastifyInstance, { state, issuer, baseUrl
         `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
       )
     }
-    const base = baseUrl()
+    const base = originOf(request)
     return {
       token_endpoint: `${base}/${tenant}/oauth2/token`,
       token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
@@ -209,7 +222,7 @@ export async function entraRoutes(app: FastifyInstance, { state, issuer, baseUrl
       const identity = { tid: tenant, oid: sp.objectId, sub: sp.objectId, appid: clientId, idtyp: 'app' as const }
 
       let accessToken: string
-      if (WELL_KNOWN_AUDIENCES.has(resource)) {
+      if (WELL_KNOWN_AUDIENCES.has(resource) || graphAudiences(request).includes(resource)) {
         accessToken = await issuer.sign({ ...identity, aud: resource, iss: v1Issuer(tenant), ver: '1.0' })
       } else {
         // An API registered in Entra (the broker's own): v2 token, audience its appId, roles from assignments.

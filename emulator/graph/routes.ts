@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { GRAPH_AUDIENCES } from '../entra/routes.ts'
+import { graphAudiences } from '../entra/routes.ts'
 import { type AccessTokenClaims, type TokenIssuer, TokenRejected } from '../entra/tokens.ts'
 import type { Application, EmulatorState, PasswordCredential, ServicePrincipal, SignInAudience } from '../state.ts'
 
@@ -252,7 +252,7 @@ export async function graphRoutes(app: FastifyInstance, { state, issuer }: Graph
     if (!token) throw new GraphError(401, 'InvalidAuthenticationToken', 'Access token is empty.')
     let claims: AccessTokenClaims
     try {
-      claims = await issuer.verify(token, GRAPH_AUDIENCES)
+      claims = await issuer.verify(token, graphAudiences(request))
     } catch (err) {
       const problem = err instanceof TokenRejected ? err.problem : 'malformed'
       const message = {
