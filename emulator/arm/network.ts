@@ -147,6 +147,64 @@ export function scopeConnected(state: EmulatorState, networkManagerId: string, s
   return offered && accepted
 }
 
+interface SubnetInput {
+  name?: unknown
+  properties?: {
+    ipamPoolPrefixAllocations?: { numberOfIpAddresses?: unknown; pool?: { id?: unknown }; id?: unknown }[]
+    [property: string]: unknown
+  }
+  [property: string]: unknown
+}
+
+/** Subnets with ipamPoolPrefixAllocations take their space from the VNet's own allocation of that pool, lowest first. */
+function carveSubnets(
+  vnetId: string,
+  subnets: SubnetInput[],
+  allocations: VnetPoolAllocation[],
+): Record<string, unknown>[] {
+  const spaces = new Map(allocations.map((a) => [key(a.poolId), new AddressSpace(a.prefixes)]))
+  return subnets.map((subnet) => {
+    const name = text(subnet.name)
+    const requested = subnet.properties?.ipamPoolPrefixAllocations ?? []
+    if (!requested.length) return { ...subnet, id: `${vnetId}/subnets/${name}` }
+    const carved = requested.map((allocation) => {
+      const poolId = text(allocation.pool?.id, text(allocation.id))
+      const count = text(allocation.numberOfIpAddresses)
+      if (!/^[1-9][0-9]{0,38}$/.test(count)) {
+        throw new ArmError(
+          400,
+          'InvalidRequestFormat',
+          `Subnet ${name}: numberOfIpAddresses must be a positive whole number as a string.`,
+        )
+      }
+      try {
+        return {
+          numberOfIpAddresses: count,
+          pool: { id: poolId },
+          allocatedAddressPrefixes: spaces.get(key(poolId))!.allocate(BigInt(count)).map(formatPrefix),
+        }
+      } catch (err) {
+        if (!(err instanceof ExhaustedError)) throw err
+        throw new ArmError(
+          400,
+          'SubnetIpamAllocationExceedsVirtualNetworkSpace',
+          `Subnet ${name} asks for ${count} addresses of pool ${poolId}; the virtual network has only ${err.available} left in it.`,
+        )
+      }
+    })
+    return {
+      ...subnet,
+      id: `${vnetId}/subnets/${name}`,
+      properties: {
+        ...subnet.properties,
+        provisioningState: 'Succeeded',
+        addressPrefixes: carved.flatMap((c) => c.allocatedAddressPrefixes),
+        ipamPoolPrefixAllocations: carved,
+      },
+    }
+  })
+}
+
 export async function networkRoutes(app: FastifyInstance, { state }: { state: EmulatorState }) {
   const net = state.network
 
@@ -658,6 +716,19 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
         'Invalid IPAM pool allocation: only one association of each IP type is allowed.',
       )
     }
+    const subnets = Array.isArray(otherProperties['subnets']) ? (otherProperties['subnets'] as SubnetInput[]) : []
+    for (const subnet of subnets) {
+      for (const allocation of subnet.properties?.ipamPoolPrefixAllocations ?? []) {
+        const poolId = text(allocation.pool?.id, text(allocation.id))
+        if (!asked.some((a) => key(a.poolId) === key(poolId))) {
+          throw new ArmError(
+            400,
+            'SubnetPoolsMustBeSubsetOfVnetPools',
+            `Subnet ${text(subnet.name)} draws on pool ${poolId}, which is not one of the pools of virtual network ${request.params.vnet}.`,
+          )
+        }
+      }
+    }
     for (const { poolId } of asked) {
       authorizeLinked(state, who, 'Microsoft.Network/networkManagers/ipamPools/associateResourcesToPool/action', poolId)
     }
@@ -699,9 +770,18 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
       for (const allocation of fresh) net.pools.get(key(allocation.poolId))?.space.release(allocation.prefixes)
       throw err
     }
+    const finalAllocations = [...(existing?.allocations.filter(unchanged) ?? []), ...fresh]
+    let carved: Record<string, unknown>[]
+    try {
+      carved = carveSubnets(id, subnets, finalAllocations)
+    } catch (err) {
+      for (const allocation of fresh) net.pools.get(key(allocation.poolId))?.space.release(allocation.prefixes)
+      throw err
+    }
+    if (subnets.length) otherProperties['subnets'] = carved
     if (existing) releaseAll(existing, unchanged)
     const now = state.now()
-    const allocations = [...(existing?.allocations.filter(unchanged) ?? []), ...fresh]
+    const allocations = finalAllocations
     for (const allocation of fresh) {
       net.pools
         .get(key(allocation.poolId))!

@@ -289,6 +289,39 @@ describe('emulator: IPAM pools and VNets through @azure/arm-network', () => {
     assert.deepEqual(await usage(), before)
   })
 
+  it('carves subnets from the VNet space of the same pool, and refuses subnets on other pools', async () => {
+    const created = await deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, 'vnet-subnets', {
+      location: 'westeurope',
+      addressSpace: { ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '256', id: DEMO.poolRetail }] },
+      subnets: [
+        { name: 'app', ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '80', id: DEMO.poolRetail }] },
+        { name: 'db', ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '32', id: DEMO.poolRetail }] },
+      ],
+    })
+    const [space] = created.addressSpace?.addressPrefixes ?? []
+    const base = space!.split('/')[0]!.split('.').slice(0, 3).join('.')
+    // 80 = 64 + 16: a /26 and a /28 (as ARM answers), then the next subnet lowest-first.
+    assert.deepEqual(created.subnets?.[0]?.addressPrefixes, [`${base}.0/26`, `${base}.64/28`])
+    assert.deepEqual(created.subnets?.[1]?.addressPrefixes, [`${base}.96/27`])
+    const logistics: string = DEMO.poolRetail.replace('pool-retail', 'pool-logistics')
+    await assert.rejects(
+      deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, 'vnet-subnets-bad', {
+        location: 'westeurope',
+        addressSpace: { ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '64', id: DEMO.poolRetail }] },
+        subnets: [{ name: 'x', ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '16', id: logistics }] }],
+      }),
+      (e: RestError) => e.code === 'SubnetPoolsMustBeSubsetOfVnetPools',
+    )
+    await assert.rejects(
+      deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, 'vnet-subnets-big', {
+        location: 'westeurope',
+        addressSpace: { ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '64', id: DEMO.poolRetail }] },
+        subnets: [{ name: 'x', ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '128', id: DEMO.poolRetail }] }],
+      }),
+      (e: RestError) => e.code === 'SubnetIpamAllocationExceedsVirtualNetworkSpace',
+    )
+  })
+
   it('polls InProgress until the configured operation duration has passed', async () => {
     emulator.state.lroDurationMs = 1500
     try {
