@@ -58,7 +58,7 @@ export interface VirtualNetwork {
   tags: Record<string, string>
   etag: string
   resourceGuid: string
-  provisioningState: 'Updating' | 'Succeeded' | 'Deleting'
+  provisioningState: 'Updating' | 'Succeeded' | 'Deleting' | 'Failed'
   staticPrefixes: Prefix[]
   allocations: VnetPoolAllocation[]
   /** Properties the emulator does not model (DNS, peerings, subnets...), kept as the caller sent them. */
@@ -96,8 +96,8 @@ export interface AsyncOperation {
   subscriptionId: string
   location: string
   doneAt: number
-  /** Runs once, when a poll first finds the operation due. */
-  complete: () => void
+  /** Runs once, when a request first finds the operation due (so an injected failure is known by then). */
+  complete: (operation: AsyncOperation) => void
   completed: boolean
   error?: { code: string; message: string }
 }
@@ -111,7 +111,12 @@ export class NetworkState {
   readonly managerConnections = new Map<string, ManagerConnection>()
   readonly networkGroups = new Map<string, NetworkGroup>()
 
-  newOperation(subscriptionId: string, location: string, doneAt: number, complete: () => void): AsyncOperation {
+  newOperation(
+    subscriptionId: string,
+    location: string,
+    doneAt: number,
+    complete: (operation: AsyncOperation) => void,
+  ): AsyncOperation {
     const operation = { id: randomUUID(), subscriptionId, location, doneAt, complete, completed: false }
     this.operations.set(operation.id, operation)
     return operation

@@ -15,7 +15,14 @@ import {
   prefixSize,
 } from './allocator.ts'
 import { authorize, authorizeLinked } from './authorize.ts'
-import { type IpamPool, key, type NetworkState, type VirtualNetwork, type VnetPoolAllocation } from './network-state.ts'
+import {
+  type AsyncOperation,
+  type IpamPool,
+  key,
+  type NetworkState,
+  type VirtualNetwork,
+  type VnetPoolAllocation,
+} from './network-state.ts'
 import { caller } from './routes.ts'
 
 // Microsoft.Network: network managers, IPAM pools (hierarchy, usage, associated resources) and
@@ -214,7 +221,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
     for (const operation of net.operations.values()) {
       if (!operation.completed && operation.doneAt <= now) {
         operation.completed = true
-        operation.complete()
+        operation.complete(operation)
       }
     }
   }
@@ -223,7 +230,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
     reply: FastifyReply,
     sub: string,
     location: string,
-    complete: () => void,
+    complete: (operation: AsyncOperation) => void,
     withLocation: boolean,
   ) => {
     const operation = net.newOperation(sub, location, Date.now() + state.lroDurationMs, complete)
@@ -232,7 +239,6 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
     reply.header('azure-asyncoperation', `${base}/operations/${operation.id}?api-version=${apiVersion}`)
     if (withLocation) reply.header('location', `${base}/operationResults/${operation.id}?api-version=${apiVersion}`)
     reply.header('retry-after', String(Math.max(1, Math.ceil(state.lroDurationMs / 1000))))
-    if (state.lroDurationMs === 0) settle()
   }
 
   const operationFor = (request: FastifyRequest<{ Params: { sub: string; id: string } }>) => {
@@ -243,6 +249,9 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
     }
     return operation
   }
+
+  // Operations complete when a request first finds them due, so what a client reads is settled.
+  app.addHook('preHandler', async () => settle())
 
   app.get<{ Params: { sub: string; loc: string; id: string } }>(
     '/subscriptions/:sub/providers/Microsoft.Network/locations/:loc/operations/:id',
@@ -804,8 +813,17 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
       reply,
       request.params.sub.toLowerCase(),
       body.location,
-      () => {
-        vnet.provisioningState = 'Succeeded'
+      (operation) => {
+        // A failed deployment holds nothing: what this PUT took goes back to the pools.
+        if (operation.error) {
+          for (const allocation of fresh) {
+            const pool = net.pools.get(key(allocation.poolId))
+            pool?.space.release(allocation.prefixes)
+            pool?.associations.delete(key(id))
+          }
+          vnet.allocations = vnet.allocations.filter((a) => !fresh.includes(a))
+        }
+        vnet.provisioningState = operation.error ? 'Failed' : 'Succeeded'
         vnet.etag = `W/"${randomUUID()}"`
       },
       false,
@@ -840,7 +858,11 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
       reply,
       request.params.sub.toLowerCase(),
       vnet.location,
-      () => {
+      (operation) => {
+        if (operation.error) {
+          vnet.provisioningState = 'Failed'
+          return
+        }
         releaseAll(vnet)
         net.vnets.delete(key(id))
       },

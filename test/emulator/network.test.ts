@@ -322,6 +322,18 @@ describe('emulator: IPAM pools and VNets through @azure/arm-network', () => {
     )
   })
 
+  it('a deployment that ends Failed holds no space in the pool', async () => {
+    const before = await usage()
+    emulator.faults.add({
+      match: { service: 'arm', method: 'PUT', pathPattern: 'virtualNetworks/vnet-doomed$' },
+      action: { kind: 'lro-fail', code: 'InternalServerError', message: 'The deployment failed.' },
+      remaining: 1,
+    })
+    await assert.rejects(vnet('vnet-doomed', '64'), /InternalServerError/)
+    assert.equal((await deployer.virtualNetworks.get(DEMO.resourceGroupB, 'vnet-doomed')).provisioningState, 'Failed')
+    assert.deepEqual(await usage(), before)
+  })
+
   it('polls InProgress until the configured operation duration has passed', async () => {
     emulator.state.lroDurationMs = 1500
     try {
