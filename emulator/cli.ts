@@ -1,4 +1,4 @@
-// `npm run emulator -- [--port <n>] [--seed <file>] [--tls-dir <dir>]`: runs the emulator on its own
+// `npm run emulator -- [--port <n>] [--seed <file>] [--tls-dir <dir>] [--snapshot <file>]`: runs the emulator on its own
 // and, once it is ready, prints one JSON line: { url, caFile, vaults, tenants }.
 import { parseArgs } from 'node:util'
 import { DEFAULT_TLS_DIR, DEMO_SEED, startEmulator } from './index.ts'
@@ -9,6 +9,7 @@ const { values } = parseArgs({
     port: { type: 'string', default: process.env['EMULATOR_PORT'] ?? '0' },
     seed: { type: 'string', default: process.env['EMULATOR_SEED'] ?? DEMO_SEED },
     'tls-dir': { type: 'string', default: process.env['EMULATOR_TLS_DIR'] ?? DEFAULT_TLS_DIR },
+    snapshot: { type: 'string', default: process.env['EMULATOR_SNAPSHOT'] },
   },
 })
 
@@ -17,7 +18,12 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.stderr.write(`--port must be an integer between 0 and 65535 (got ${values.port})\n`)
   process.exit(2)
 }
-const emulator = await startEmulator({ seed: await readSeed(values.seed), port, tlsDir: values['tls-dir'] })
+const emulator = await startEmulator({
+  seed: await readSeed(values.seed),
+  port,
+  tlsDir: values['tls-dir'],
+  ...(values.snapshot && { snapshotFile: values.snapshot }),
+})
 process.stdout.write(
   `${JSON.stringify({
     url: emulator.url,

@@ -12,6 +12,7 @@ import { TokenIssuer } from './entra/tokens.ts'
 import { graphRoutes } from './graph/routes.ts'
 import { keyVaultRoutes } from './keyvault/routes.ts'
 import { applySeed, type Seed } from './seed.ts'
+import { loadSnapshot, saveSnapshot } from './snapshot.ts'
 import type { EmulatorState } from './state.ts'
 
 // "Azurite for AVNM IPAM": Entra ID, Key Vault and ARM (RBAC today, Microsoft.Network next), over
@@ -23,6 +24,11 @@ export const DEMO_SEED = path.join(EMULATOR_ROOT, 'seeds/demo.json')
 
 export interface EmulatorOptions {
   seed: Seed
+  /**
+   * Keeps the emulated world across restarts: read at start when it exists (instead of the seed),
+   * written on close. It holds the emulated apps' generated secrets (written mode 0600).
+   */
+  snapshotFile?: string
   /** Port of the login (Entra) endpoint; 0 or unset picks a free one. Each vault gets a free port. */
   port?: number
   tlsDir?: string
@@ -48,9 +54,14 @@ function listeningUrl(app: FastifyInstance): string {
   return `https://localhost:${address.port}`
 }
 
-export async function startEmulator({ seed, port = 0, tlsDir = DEFAULT_TLS_DIR }: EmulatorOptions): Promise<Emulator> {
+export async function startEmulator({
+  seed,
+  port = 0,
+  tlsDir = DEFAULT_TLS_DIR,
+  snapshotFile,
+}: EmulatorOptions): Promise<Emulator> {
   const tls: TlsMaterial = await ensureTls(tlsDir)
-  const state = applySeed(seed)
+  const state = (snapshotFile && (await loadSnapshot(snapshotFile))) || applySeed(seed)
   const issuer = await TokenIssuer.create(state)
   const requestLog = new RequestLog()
   const faults = new Faults()
@@ -104,6 +115,7 @@ export async function startEmulator({ seed, port = 0, tlsDir = DEFAULT_TLS_DIR }
     faults,
     close: async () => {
       await Promise.all(apps.map((app) => app.close()))
+      if (snapshotFile) await saveSnapshot(state, snapshotFile)
     },
   }
 }
