@@ -1,22 +1,12 @@
 // Allocation latency of the emulator's IPAM allocator in a pool holding 100,000 allocations.
 // Run: node bench/allocator.ts
 import { AddressSpace, parsePrefix, type Prefix } from '../emulator/arm/allocator.ts'
+import { mulberry32 } from '../test/helpers/prng.ts'
 
 const FILL = 100_000
 const TIMED = 1_000
 const TARGET_US = 1000
 const SIZES = [16n, 32n, 64n, 256n, 144n]
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!

@@ -71,17 +71,8 @@ const text = (value: unknown, fallback = ''): string =>
 
 const ipType = (family: 4 | 6) => (family === 4 ? 'IPv4' : 'IPv6')
 
-export interface NewPool {
-  id: string
-  name: string
-  networkManagerId: string
-  location: string
-  tags: Record<string, string>
-  description: string
-  displayName: string
-  parentPoolName: string
-  addressPrefixes: Prefix[]
-}
+/** What a new pool is made of; the rest (space, depth, children...) is derived. */
+export type NewPool = Omit<IpamPool, 'space' | 'depth' | 'children' | 'associations' | 'staticCidrs'>
 
 /** A new pool: a child's space must lie inside its parent and is taken from it (siblings stay disjoint). */
 export function createIpamPool(net: NetworkState, fields: NewPool): IpamPool {

@@ -1,5 +1,5 @@
 import formbody from '@fastify/formbody'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { EmulatorState } from '../state.ts'
 import { sendAadError } from './errors.ts'
 import { TOKEN_LIFETIME_SECONDS, type TokenIssuer } from './tokens.ts'
@@ -49,19 +49,19 @@ export async function entraRoutes(app: FastifyInstance, { state, issuer, baseUrl
   await app.register(formbody)
 
   const knownAuthority = (tenant: string) => MULTI_TENANT_AUTHORITIES.has(tenant) || state.tenants.has(tenant)
+  const unknownTenant = (request: FastifyRequest, reply: FastifyReply, tenant: string) =>
+    sendAadError(
+      request,
+      reply,
+      400,
+      'invalid_tenant',
+      90002,
+      `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
+    )
 
   app.get<{ Params: { tenant: string } }>('/:tenant/v2.0/.well-known/openid-configuration', async (request, reply) => {
     const { tenant } = request.params
-    if (!knownAuthority(tenant)) {
-      return sendAadError(
-        request,
-        reply,
-        400,
-        'invalid_tenant',
-        90002,
-        `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
-      )
-    }
+    if (!knownAuthority(tenant)) return unknownTenant(request, reply, tenant)
     const base = originOf(request)
     const issuerTenant = MULTI_TENANT_AUTHORITIES.has(tenant) ? '{tenantid}' : tenant
     return {
@@ -90,16 +90,7 @@ export async function entraRoutes(app: FastifyInstance, { state, issuer, baseUrl
 
   app.get<{ Params: { tenant: string } }>('/:tenant/.well-known/openid-configuration', async (request, reply) => {
     const { tenant } = request.params
-    if (!knownAuthority(tenant)) {
-      return sendAadError(
-        request,
-        reply,
-        400,
-        'invalid_tenant',
-        90002,
-        `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.`,
-      )
-    }
+    if (!knownAuthority(tenant)) return unknownTenant(request, reply, tenant)
     const base = originOf(request)
     return {
       token_endpoint: `${base}/${tenant}/oauth2/token`,

@@ -13,6 +13,7 @@ import {
   prefixSize,
   type Prefix,
 } from '../../emulator/arm/allocator.ts'
+import { mulberry32 } from '../helpers/prng.ts'
 
 const p = parsePrefix
 const texts = (prefixes: Prefix[]) => prefixes.map(formatPrefix)
@@ -244,17 +245,6 @@ describe('allocator: AddressSpace', () => {
 })
 
 // --- property test -------------------------------------------------------------------
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 interface Pool {
   name: string
