@@ -374,7 +374,10 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
       existing.description = text(properties['description'], existing.description)
       existing.displayName = text(properties['displayName'], existing.displayName)
       existing.tags = body.tags ?? existing.tags
-      return reply.code(200).send(poolBody(existing))
+      // An update is a long-running operation on ARM: 200 with Updating, then polled to Succeeded.
+      asyncHeaders(reply, request.params.sub.toLowerCase(), existing.location, () => undefined, false)
+      const updated = poolBody(existing)
+      return reply.code(200).send({ ...updated, properties: { ...updated.properties, provisioningState: 'Updating' } })
     }
 
     const pool = createIpamPool(net, {
@@ -389,6 +392,24 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
       addressPrefixes,
     })
     return reply.code(201).send(poolBody(pool))
+  })
+
+  app.patch<{ Params: Params; Body: Body }>(`${NM}/ipamPools/:pool`, async (request) => {
+    authorize(state, caller(request), 'Microsoft.Network/networkManagers/ipamPools/write', resourceId(request))
+    const pool = poolOf(request)
+    const properties = request.body?.properties ?? {}
+    const unsupported = Object.keys(properties).filter((name) => !['description', 'displayName'].includes(name))
+    if (unsupported.length) {
+      throw new ArmError(
+        400,
+        'InvalidRequestFormat',
+        `PATCH changes tags, description and displayName only (got ${unsupported.join(', ')}).`,
+      )
+    }
+    pool.description = text(properties['description'], pool.description)
+    pool.displayName = text(properties['displayName'], pool.displayName)
+    pool.tags = request.body?.tags ?? pool.tags
+    return poolBody(pool)
   })
 
   app.get<{ Params: Params }>(`${NM}/ipamPools/:pool`, async (request) => {

@@ -68,6 +68,16 @@ describe('emulator: IPAM pools and VNets through @azure/arm-network', () => {
       properties: { addressPrefixes: ['10.48.0.0/20'], parentPoolName: 'pool-root', displayName: 'Lab' },
     })
     assert.equal(created.properties.provisioningState, 'Succeeded')
+    const renamed = await admin.ipamPools.beginCreateAndWait(DEMO.resourceGroupA, NM, 'pool-lab', {
+      location: 'westeurope',
+      properties: { addressPrefixes: ['10.48.0.0/20'], parentPoolName: 'pool-root', displayName: 'Lab (renamed)' },
+    })
+    assert.equal(renamed.properties.displayName, 'Lab (renamed)')
+    assert.equal(renamed.properties.provisioningState, 'Succeeded', 'the update was polled to its end')
+    const patched = await admin.ipamPools.update(DEMO.resourceGroupA, NM, 'pool-lab', {
+      body: { tags: { owner: 'sre' }, properties: { description: 'lab space' } },
+    })
+    assert.deepEqual([patched.tags, patched.properties.description], [{ owner: 'sre' }, 'lab space'])
     await admin.ipamPools.beginDeleteAndWait(DEMO.resourceGroupA, NM, 'pool-lab')
 
     const pool = await admin.ipamPools.get(DEMO.resourceGroupA, NM, 'pool-retail')
