@@ -205,6 +205,9 @@ function carveSubnets(
 
 export async function networkRoutes(app: FastifyInstance, { state }: { state: EmulatorState }) {
   const net = state.network
+  /** The caller may perform `action` on the resource the request addresses. */
+  const can = (request: FastifyRequest, action: string) =>
+    authorize(state, caller(request), action, resourceId(request))
 
   /** Completes due operations: the emulator's LROs end when first polled after their duration. */
   const settle = () => {
@@ -395,7 +398,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
   })
 
   app.patch<{ Params: Params; Body: Body }>(`${NM}/ipamPools/:pool`, async (request) => {
-    authorize(state, caller(request), 'Microsoft.Network/networkManagers/ipamPools/write', resourceId(request))
+    can(request, 'Microsoft.Network/networkManagers/ipamPools/write')
     const pool = poolOf(request)
     const properties = request.body?.properties ?? {}
     const unsupported = Object.keys(properties).filter((name) => !['description', 'displayName'].includes(name))
@@ -413,7 +416,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
   })
 
   app.get<{ Params: Params }>(`${NM}/ipamPools/:pool`, async (request) => {
-    authorize(state, caller(request), 'Microsoft.Network/networkManagers/ipamPools/read', resourceId(request))
+    can(request, 'Microsoft.Network/networkManagers/ipamPools/read')
     return poolBody(poolOf(request))
   })
 
@@ -553,12 +556,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
   })
 
   app.get<{ Params: Params & { cidr: string } }>(staticCidrPath, async (request) => {
-    authorize(
-      state,
-      caller(request),
-      'Microsoft.Network/networkManagers/ipamPools/staticCidrs/read',
-      resourceId(request),
-    )
+    can(request, 'Microsoft.Network/networkManagers/ipamPools/staticCidrs/read')
     const pool = poolOf(request)
     const cidr = pool.staticCidrs.get(request.params.cidr.toLowerCase())
     if (!cidr)
@@ -571,23 +569,13 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
   })
 
   app.get<{ Params: Params }>(`${NM}/ipamPools/:pool/staticCidrs`, async (request) => {
-    authorize(
-      state,
-      caller(request),
-      'Microsoft.Network/networkManagers/ipamPools/staticCidrs/read',
-      resourceId(request),
-    )
+    can(request, 'Microsoft.Network/networkManagers/ipamPools/staticCidrs/read')
     const pool = poolOf(request)
     return { value: [...pool.staticCidrs.values()].map((cidr) => cidrBody(pool, cidr)), nextLink: '' }
   })
 
   app.delete<{ Params: Params & { cidr: string } }>(staticCidrPath, async (request, reply) => {
-    authorize(
-      state,
-      caller(request),
-      'Microsoft.Network/networkManagers/ipamPools/staticCidrs/delete',
-      resourceId(request),
-    )
+    can(request, 'Microsoft.Network/networkManagers/ipamPools/staticCidrs/delete')
     const pool = poolOf(request)
     const cidr = pool.staticCidrs.get(request.params.cidr.toLowerCase())
     if (!cidr) return reply.code(204).send()
@@ -1040,12 +1028,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
   app.put<{ Params: Params & { group: string; member: string }; Body: Body }>(
     `${NM}/networkGroups/:group/staticMembers/:member`,
     async (request, reply) => {
-      authorize(
-        state,
-        caller(request),
-        'Microsoft.Network/networkManagers/networkGroups/staticMembers/write',
-        resourceId(request),
-      )
+      can(request, 'Microsoft.Network/networkManagers/networkGroups/staticMembers/write')
       const group = groupOf(request)
       const target = text(request.body?.properties?.['resourceId'])
       if (!net.vnets.has(key(target))) {
@@ -1080,12 +1063,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
   app.get<{ Params: Params & { group: string; member: string } }>(
     `${NM}/networkGroups/:group/staticMembers/:member`,
     async (request) => {
-      authorize(
-        state,
-        caller(request),
-        'Microsoft.Network/networkManagers/networkGroups/staticMembers/read',
-        resourceId(request),
-      )
+      can(request, 'Microsoft.Network/networkManagers/networkGroups/staticMembers/read')
       const group = groupOf(request)
       const member = group.members.get(request.params.member.toLowerCase())
       if (!member)
@@ -1099,12 +1077,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
   )
 
   app.get<{ Params: Params & { group: string } }>(`${NM}/networkGroups/:group/staticMembers`, async (request) => {
-    authorize(
-      state,
-      caller(request),
-      'Microsoft.Network/networkManagers/networkGroups/staticMembers/read',
-      resourceId(request),
-    )
+    can(request, 'Microsoft.Network/networkManagers/networkGroups/staticMembers/read')
     const group = groupOf(request)
     return { value: [...group.members.values()].map((member) => memberBody(group, member)) }
   })
@@ -1112,12 +1085,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
   app.delete<{ Params: Params & { group: string; member: string } }>(
     `${NM}/networkGroups/:group/staticMembers/:member`,
     async (request, reply) => {
-      authorize(
-        state,
-        caller(request),
-        'Microsoft.Network/networkManagers/networkGroups/staticMembers/delete',
-        resourceId(request),
-      )
+      can(request, 'Microsoft.Network/networkManagers/networkGroups/staticMembers/delete')
       const group = groupOf(request)
       return reply.code(group.members.delete(request.params.member.toLowerCase()) ? 200 : 204).send()
     },
