@@ -6,7 +6,7 @@ import { adminRoutes } from './admin/routes.ts'
 import { networkRoutes } from './arm/network.ts'
 import { armFrontDoor, armRoutes } from './arm/routes.ts'
 import { createServiceApp, RequestLog, serviceOf } from './common/pipeline.ts'
-import { ensureTls, type TlsMaterial } from './common/tls.ts'
+import { ensureTls, generateClientCertificate, type TlsMaterial } from './common/tls.ts'
 import { entraRoutes } from './entra/routes.ts'
 import { TokenIssuer } from './entra/tokens.ts'
 import { graphRoutes } from './graph/routes.ts'
@@ -61,7 +61,14 @@ export async function startEmulator({
   snapshotFile,
 }: EmulatorOptions): Promise<Emulator> {
   const tls: TlsMaterial = await ensureTls(tlsDir)
-  const state = (snapshotFile && (await loadSnapshot(snapshotFile))) || applySeed(seed)
+  const restored = snapshotFile ? await loadSnapshot(snapshotFile) : undefined
+  const state = restored ?? applySeed(seed)
+  // Certificates take WebCrypto, so the seed's are made here rather than in the synchronous applySeed.
+  for (const app of restored ? [] : (seed.applications ?? [])) {
+    for (let i = 0; i < (app.certificates ?? 0); i++) {
+      state.applications.get(app.appId)?.certificates.push(await generateClientCertificate(app.displayName))
+    }
+  }
   const issuer = await TokenIssuer.create(state)
   const requestLog = new RequestLog()
   const faults = new Faults()

@@ -53,6 +53,8 @@ export const SeedSchema = Type.Object(
             appRoles: Type.Optional(Type.Array(Type.String())),
             /** How many client secrets to generate for it at start. */
             passwords: Type.Optional(Type.Integer({ minimum: 0, maximum: 4 })),
+            /** How many client certificates to generate for it at start (certificate credentials). */
+            certificates: Type.Optional(Type.Integer({ minimum: 0, maximum: 2 })),
           },
           { additionalProperties: false },
         ),
@@ -196,6 +198,7 @@ export function applySeed(seed: Seed, state = new EmulatorState()): EmulatorStat
       identifierUris: app.identifierUris ?? [],
       appRoles: app.appRoles ?? [],
       passwords: [],
+      certificates: [],
     }
     state.applications.set(app.appId, application)
     for (let i = 0; i < (app.passwords ?? 0); i++) state.addPassword(application)

@@ -33,6 +33,15 @@ export interface PasswordCredential {
   endDateTime: Date
 }
 
+/** A certificate registered on an app (keyCredentials): the public part, and for tests the key. */
+export interface ClientCertificate {
+  certificatePem: string
+  privateKeyPem: string
+  /** Base64url SHA-1 and SHA-256 thumbprints of the DER certificate (x5t, x5t#S256). */
+  sha1: string
+  sha256: string
+}
+
 export interface Application {
   appId: string
   objectId: string
@@ -43,6 +52,7 @@ export interface Application {
   /** App roles this application (as an API) defines, by value. */
   appRoles: string[]
   passwords: PasswordCredential[]
+  certificates: ClientCertificate[]
 }
 
 export interface ServicePrincipal {

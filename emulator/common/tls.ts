@@ -1,4 +1,4 @@
-import { webcrypto } from 'node:crypto'
+import { createHash, randomBytes, webcrypto } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -75,6 +75,28 @@ async function generate(): Promise<Omit<TlsMaterial, 'caFile'>> {
     ca: caCert.toString('pem'),
     cert: serverCert.toString('pem'),
     key: await privateKeyPem(serverKeys.privateKey),
+  }
+}
+
+/** A self-signed client certificate for an app registration (certificate credentials). */
+export async function generateClientCertificate(commonName: string) {
+  x509.cryptoProvider.set(webcrypto)
+  const now = Date.now()
+  const keys = await webcrypto.subtle.generateKey(ALGORITHM, true, ['sign', 'verify'])
+  const certificate = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: randomBytes(8).toString('hex'),
+    name: `CN=${commonName}`,
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 365 * 86_400_000),
+    keys,
+    signingAlgorithm: ALGORITHM,
+  })
+  const der = Buffer.from(certificate.rawData)
+  return {
+    certificatePem: certificate.toString('pem'),
+    privateKeyPem: await privateKeyPem(keys.privateKey),
+    sha1: createHash('sha1').update(der).digest('base64url'),
+    sha256: createHash('sha256').update(der).digest('base64url'),
   }
 }
 

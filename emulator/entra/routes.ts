@@ -1,6 +1,8 @@
 import formbody from '@fastify/formbody'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { EmulatorState } from '../state.ts'
+import { createPublicKey } from 'node:crypto'
+import { decodeProtectedHeader, errors as joseErrors, jwtVerify } from 'jose'
+import type { Application, EmulatorState } from '../state.ts'
 import { sendAadError } from './errors.ts'
 import { TOKEN_LIFETIME_SECONDS, type TokenIssuer } from './tokens.ts'
 
@@ -43,6 +45,81 @@ export interface EntraOptions {
   state: EmulatorState
   issuer: TokenIssuer
   baseUrl: () => string
+}
+
+const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+
+interface Refusal {
+  code: number
+  description: string
+}
+
+/**
+ * The client proves itself with a client secret, or with a JWT assertion signed by one of its
+ * registered certificates (named by its x5t or x5t#S256 thumbprint), as MSAL sends it.
+ */
+async function authenticateClient(
+  request: FastifyRequest,
+  app: Application,
+  tenant: string,
+  form: Record<string, string | undefined>,
+  now = new Date(),
+): Promise<Refusal | undefined> {
+  const clientId = app.appId
+  const assertion = form['client_assertion']
+  if (form['client_assertion_type'] === JWT_BEARER && assertion) {
+    let header
+    try {
+      header = decodeProtectedHeader(assertion)
+    } catch {
+      return { code: 50027, description: 'JWT token is invalid or malformed.' }
+    }
+    const named = header['x5t#S256'] ?? header.x5t
+    const thumbprint = typeof named === 'string' ? named : ''
+    const certificate = app.certificates.find((c) => c.sha256 === thumbprint || c.sha1 === thumbprint)
+    if (!certificate) {
+      return {
+        code: 700027,
+        description: `The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '${thumbprint}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '${clientId}'.]`,
+      }
+    }
+    try {
+      await jwtVerify(assertion, createPublicKey(certificate.certificatePem), {
+        algorithms: ['RS256', 'PS256'],
+        audience: `${originOf(request)}/${tenant}/oauth2/v2.0/token`,
+        issuer: clientId,
+        subject: clientId,
+        currentDate: now,
+        // MSAL rounds nbf to the nearest second, and Entra allows clients a few minutes of clock skew.
+        clockTolerance: 300,
+      })
+      return undefined
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) {
+        return { code: 700024, description: 'Client assertion is not within its valid time range.' }
+      }
+      return { code: 700027, description: 'Client assertion failed signature validation.' }
+    }
+  }
+  const secret = form['client_secret']
+  if (!secret) {
+    return {
+      code: 7000216,
+      description:
+        "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
+    }
+  }
+  const password = app.passwords.find((p) => p.secretText === secret)
+  if (!password) {
+    return {
+      code: 7000215,
+      description: `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`,
+    }
+  }
+  if (password.endDateTime <= now) {
+    return { code: 7000222, description: `The provided client secret keys for app '${clientId}' are expired.` }
+  }
+  return undefined
 }
 
 export async function entraRoutes(app: FastifyInstance, { state, issuer, baseUrl }: EntraOptions) {
@@ -165,38 +242,8 @@ export async function entraRoutes(app: FastifyInstance, { state, issuer, baseUrl
           `Application with identifier '${clientId}' was not found in the directory '${state.tenants.get(tenant)?.displayName ?? tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`,
         )
       }
-      const secret = form['client_secret']
-      if (!secret) {
-        return sendAadError(
-          request,
-          reply,
-          401,
-          'invalid_client',
-          7000216,
-          "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.",
-        )
-      }
-      const password = app.passwords.find((p) => p.secretText === secret)
-      if (!password) {
-        return sendAadError(
-          request,
-          reply,
-          401,
-          'invalid_client',
-          7000215,
-          `Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '${clientId}'.`,
-        )
-      }
-      if (password.endDateTime <= state.now()) {
-        return sendAadError(
-          request,
-          reply,
-          401,
-          'invalid_client',
-          7000222,
-          `The provided client secret keys for app '${clientId}' are expired.`,
-        )
-      }
+      const refusal = await authenticateClient(request, app, tenant, form, state.now())
+      if (refusal) return sendAadError(request, reply, 401, 'invalid_client', refusal.code, refusal.description)
       const scope = form['scope'] ?? ''
       if (!scope.endsWith('/.default') || scope.includes(' ')) {
         return sendAadError(

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { ClientCertificateCredential } from '@azure/identity'
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose'
+import { generateClientCertificate } from '../../emulator/common/tls.ts'
 import type { Emulator } from '../../emulator/index.ts'
 import { parseSeed } from '../../emulator/seed.ts'
 import { credential, DEMO, password, startTestEmulator } from '../helpers/emulator.ts'
@@ -187,5 +189,46 @@ describe('emulator: multi-tenant consent (the stub service principal)', () => {
   it('refuses a single-tenant app in the foreign tenant even with a service principal', async () => {
     emulator.state.applications.get(appId)!.signInAudience = 'AzureADMyOrg'
     await assert.rejects(credential(emulator, foreign, appId).getToken(ARM_SCOPE), /AADSTS700016/)
+  })
+})
+
+describe('emulator: certificate credentials (client assertions)', () => {
+  let emulator: Emulator
+  const tenant = '55555555-0000-4000-8000-000000000005'
+  const appId = '66666666-0000-4000-8000-000000000006'
+  before(async () => {
+    emulator = await startTestEmulator(
+      parseSeed({
+        tenants: [{ id: tenant, displayName: 'certs' }],
+        applications: [
+          { appId, displayName: 'cert-app', homeTenantId: tenant, signInAudience: 'AzureADMyOrg', certificates: 1 },
+        ],
+      }),
+    )
+  })
+  after(async () => emulator.close())
+
+  const certificateCredential = (pem: string) =>
+    new ClientCertificateCredential(
+      tenant,
+      appId,
+      { certificate: pem },
+      { authorityHost: emulator.url, disableInstanceDiscovery: true },
+    )
+
+  it('issues a token for an assertion signed with a registered certificate', async () => {
+    const registered = emulator.state.applications.get(appId)!.certificates[0]!
+    const { token } = await certificateCredential(`${registered.certificatePem}\n${registered.privateKeyPem}`).getToken(
+      ARM_SCOPE,
+    )
+    assert.equal(decodeJwt(token)['appid'], appId)
+  })
+
+  it('refuses an assertion signed with a certificate the app does not have (AADSTS700027)', async () => {
+    const stranger = await generateClientCertificate('stranger')
+    await assert.rejects(
+      certificateCredential(`${stranger.certificatePem}\n${stranger.privateKeyPem}`).getToken(ARM_SCOPE),
+      /AADSTS700027/,
+    )
   })
 })
