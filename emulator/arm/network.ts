@@ -292,7 +292,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
 
   app.put<{ Params: Params; Body: Body }>(NM, async (request, reply) => {
     const id = resourceId(request)
-    authorize(state, caller(request), 'Microsoft.Network/networkManagers/write', id)
+    can(request, 'Microsoft.Network/networkManagers/write')
     requireGroup(state, request.params)
     if (!request.body?.location)
       throw new ArmError(400, 'LocationRequired', 'The location property is required for this definition.')
@@ -309,7 +309,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
 
   app.get<{ Params: Params }>(NM, async (request) => {
     const id = resourceId(request)
-    authorize(state, caller(request), 'Microsoft.Network/networkManagers/read', id)
+    can(request, 'Microsoft.Network/networkManagers/read')
     if (!net.networkManagers.has(key(id)))
       throw resourceNotFound('Microsoft.Network/networkManagers', request.params.nm, request.params.rg)
     return managerBody(id)
@@ -438,7 +438,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
 
   app.delete<{ Params: Params }>(`${NM}/ipamPools/:pool`, async (request, reply) => {
     const id = resourceId(request)
-    authorize(state, caller(request), 'Microsoft.Network/networkManagers/ipamPools/delete', id)
+    can(request, 'Microsoft.Network/networkManagers/ipamPools/delete')
     const pool = net.pools.get(key(id))
     if (!pool) return reply.code(204).send()
     if (pool.children.size || pool.associations.size || pool.staticCidrs.size) {
@@ -506,7 +506,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
   const staticCidrPath = `${NM}/ipamPools/:pool/staticCidrs/:cidr`
   app.put<{ Params: Params & { cidr: string }; Body: Body }>(staticCidrPath, async (request, reply) => {
     const id = resourceId(request)
-    authorize(state, caller(request), 'Microsoft.Network/networkManagers/ipamPools/staticCidrs/write', id)
+    can(request, 'Microsoft.Network/networkManagers/ipamPools/staticCidrs/write')
     const pool = poolOf(request)
     const properties = request.body?.properties ?? {}
     const requested =
@@ -833,7 +833,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
 
   app.get<{ Params: Params }>(vnetPath, async (request) => {
     const id = resourceId(request)
-    authorize(state, caller(request), 'Microsoft.Network/virtualNetworks/read', id)
+    can(request, 'Microsoft.Network/virtualNetworks/read')
     settle()
     const vnet = net.vnets.get(key(id))
     if (!vnet) throw resourceNotFound('Microsoft.Network/virtualNetworks', request.params.vnet, request.params.rg)
@@ -850,7 +850,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
 
   app.delete<{ Params: Params }>(vnetPath, async (request, reply) => {
     const id = resourceId(request)
-    authorize(state, caller(request), 'Microsoft.Network/virtualNetworks/delete', id)
+    can(request, 'Microsoft.Network/virtualNetworks/delete')
     const vnet = net.vnets.get(key(id))
     if (!vnet) return reply.code(204).send()
     vnet.provisioningState = 'Deleting'
@@ -890,7 +890,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
 
   app.put<{ Params: Params & { name: string }; Body: Body }>(`${NM}/scopeConnections/:name`, async (request, reply) => {
     const id = resourceId(request)
-    authorize(state, caller(request), 'Microsoft.Network/networkManagers/scopeConnections/write', id)
+    can(request, 'Microsoft.Network/networkManagers/scopeConnections/write')
     const managerId = id.slice(0, id.toLowerCase().indexOf('/scopeconnections/'))
     if (!net.networkManagers.has(key(managerId)))
       throw resourceNotFound('Microsoft.Network/networkManagers', request.params.nm, request.params.rg)
@@ -917,7 +917,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
 
   app.get<{ Params: Params & { name: string } }>(`${NM}/scopeConnections/:name`, async (request) => {
     const id = resourceId(request)
-    authorize(state, caller(request), 'Microsoft.Network/networkManagers/scopeConnections/read', id)
+    can(request, 'Microsoft.Network/networkManagers/scopeConnections/read')
     if (!net.scopeConnections.has(key(id)))
       throw resourceNotFound(
         'Microsoft.Network/networkManagers/scopeConnections',
@@ -944,7 +944,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
   const connectionPath = '/subscriptions/:sub/providers/Microsoft.Network/networkManagerConnections/:name'
   app.put<{ Params: { sub: string; name: string }; Body: Body }>(connectionPath, async (request, reply) => {
     const id = resourceId(request)
-    authorize(state, caller(request), 'Microsoft.Network/networkManagerConnections/write', id)
+    can(request, 'Microsoft.Network/networkManagerConnections/write')
     const networkManagerId = text(request.body?.properties?.['networkManagerId'])
     if (!/\/providers\/Microsoft\.Network\/networkManagers\/[^/]+$/i.test(networkManagerId)) {
       throw new ArmError(
@@ -965,7 +965,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
 
   app.get<{ Params: { sub: string; name: string } }>(connectionPath, async (request) => {
     const id = resourceId(request)
-    authorize(state, caller(request), 'Microsoft.Network/networkManagerConnections/read', id)
+    can(request, 'Microsoft.Network/networkManagerConnections/read')
     if (!net.managerConnections.has(key(id)))
       throw new ArmError(
         404,
@@ -992,7 +992,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
 
   app.put<{ Params: Params & { group: string }; Body: Body }>(`${NM}/networkGroups/:group`, async (request, reply) => {
     const id = resourceId(request)
-    authorize(state, caller(request), 'Microsoft.Network/networkManagers/networkGroups/write', id)
+    can(request, 'Microsoft.Network/networkManagers/networkGroups/write')
     const managerId = id.slice(0, id.toLowerCase().indexOf('/networkgroups/'))
     if (!net.networkManagers.has(key(managerId)))
       throw resourceNotFound('Microsoft.Network/networkManagers', request.params.nm, request.params.rg)
