@@ -1,5 +1,6 @@
-// `npm run docs:config`: prints the README's configuration table from the config schema, so the
+// `npm run docs:config`: writes the README's configuration table from the config schema, so the
 // documentation cannot drift from what the process accepts (a test compares them).
+import { readFile, writeFile } from 'node:fs/promises'
 import { ConfigSchema } from '../src/config.ts'
 
 interface PropertyDoc {
@@ -20,4 +21,16 @@ export function configTable(): string {
   return ['| Variable | Default | Meaning |', '| --- | --- | --- |', ...rows].join('\n')
 }
 
-if (import.meta.main) console.log(configTable())
+if (import.meta.main) {
+  // Rewrites the table between the README's markers.
+  const readmeFile = new URL('../README.md', import.meta.url)
+  const readme = await readFile(readmeFile, 'utf8')
+  const updated = readme.replace(
+    /(<!-- config-table:start -->\n)[\s\S]*?(\n<!-- config-table:end -->)/,
+    (_match, start: string, end: string) => `${start}${configTable()}${end}`,
+  )
+  await writeFile(readmeFile, updated)
+  console.log(
+    updated === readme ? 'README.md: configuration table already current' : 'README.md: configuration table updated',
+  )
+}

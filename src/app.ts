@@ -1,20 +1,55 @@
 import { randomUUID } from 'node:crypto'
 import swagger from '@fastify/swagger'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
-import Fastify, { LogController } from 'fastify'
+import Fastify, { type FastifyInstance, LogController, type RawServerDefault } from 'fastify'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from 'pino'
+import type { TokenCredential } from '@azure/identity'
 import type { PrismaClient } from './db/client.ts'
+import type { JobQueue } from './db/job-queue.ts'
+import { ArmClientFactory } from './ms-auth/arm-clients.ts'
+import type { AzureEndpoints } from './ms-auth/azure-cloud.ts'
+import type { CallerAuthenticator } from './ms-auth/caller-identity.ts'
+import { CredentialStore } from './ms-auth/credential-store.ts'
+import { TokenBroker } from './ms-auth/token-broker.ts'
+import authentication from './plugins/authentication.ts'
 import drain from './plugins/drain.ts'
 import problemDetails, { ProblemSchema } from './plugins/problem-details.ts'
 import requestLog, { REQUEST_ID_HEADER } from './plugins/request-log.ts'
 import healthRoutes from './routes/health/index.ts'
+import operationRoutes, { OPERATION_SCHEMAS } from './routes/v1/operations/index.ts'
+import tenantRoutes, { TENANT_SCHEMAS } from './routes/v1/tenants/index.ts'
+import vnetRoutes, { VNET_SCHEMAS } from './routes/v1/vnets/index.ts'
 import { HealthService } from './services/health.ts'
+import { LedgerService } from './services/ledger.ts'
+import { OperationRunner } from './services/operation-runner.ts'
+import { OperationService } from './services/operations.ts'
+import { PreflightService } from './services/preflight.ts'
+import { TenantRegistryService } from './services/tenant-registry.ts'
+import { VnetService } from './services/vnets.ts'
 
 export interface AppDependencies {
   logger: Logger
   prisma: PrismaClient
   /** Names of the migrations this build ships; /readyz waits until all are applied. */
   migrations: readonly string[]
+  /** Azure and the job queue; without them only the health routes exist (tests of the foundation). */
+  azure?: AzureDependencies
+}
+
+export interface AzureDependencies {
+  endpoints: AzureEndpoints
+  /** The broker's own identity to Key Vault. */
+  keyVaultCredential: TokenCredential
+  authenticator: CallerAuthenticator
+  queue: Pick<JobQueue, 'enqueue' | 'work'>
+  secretCacheSeconds: number
+  waitMaxSeconds: number
+  /** Workers in this process; 0 serves the API only. */
+  workerConcurrency: number
+  subscriptionConcurrency: number
+  /** The Azure SDK's retry settings for ARM calls (tests shorten the delays). */
+  armRetry?: { maxRetries?: number; retryDelayInMs?: number; maxRetryDelayInMs?: number }
 }
 
 // A caller's x-request-id is kept only if it is short and plain, so it cannot forge log content.
@@ -23,7 +58,7 @@ const CALLER_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 export const API_VERSION = '0.1.0'
 
 /** Builds the whole service from its dependencies; src/server.ts and the tests build the same app. */
-export async function buildApp({ logger, prisma, migrations }: AppDependencies) {
+export async function buildApp({ logger, prisma, migrations, azure }: AppDependencies) {
   const app = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
@@ -46,6 +81,17 @@ export async function buildApp({ logger, prisma, migrations }: AppDependencies) 
         description:
           'Cross-tenant VNet deployments on Azure Virtual Network Manager IPAM pools, with a durable allocation ledger.',
       },
+      components: {
+        securitySchemes: {
+          entra: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description:
+              "An Entra ID access token for the broker's API, carrying an app role: Requester, Reader or Admin",
+          },
+        },
+      },
     },
     // Schemas with an $id become named components (#/components/schemas/<$id>).
     refResolver: {
@@ -59,7 +105,51 @@ export async function buildApp({ logger, prisma, migrations }: AppDependencies) 
   await app.register(drain)
 
   await app.register(healthRoutes, { health: new HealthService(prisma, migrations) })
+  if (azure) await registerBroker(app, prisma, logger, azure)
   return app
 }
 
 export type App = Awaited<ReturnType<typeof buildApp>>
+
+/** ms-auth → services → routes, and the workers that run operations from the job queue. */
+async function registerBroker(
+  app: FastifyInstance<RawServerDefault, IncomingMessage, ServerResponse, Logger>,
+  prisma: PrismaClient,
+  logger: Logger,
+  azure: AzureDependencies,
+) {
+  const store = new CredentialStore({
+    credential: azure.keyVaultCredential,
+    ttlMs: azure.secretCacheSeconds * 1000,
+    log: logger,
+    verifyChallengeResource: azure.endpoints.publicEndpoints,
+  })
+  const tokens = new TokenBroker({ store, endpoints: azure.endpoints, log: logger })
+  const arm = new ArmClientFactory({
+    tokens,
+    endpoints: azure.endpoints,
+    ...(azure.armRetry && { retry: azure.armRetry }),
+  })
+
+  const registry = new TenantRegistryService(prisma)
+  const ledger = new LedgerService()
+  const operations = new OperationService(prisma)
+  const vnets = new VnetService({ prisma, registry, ledger, queue: azure.queue, arm })
+  const preflight = new PreflightService({ registry, store, tokens, arm, endpoints: azure.endpoints, log: logger })
+  const runner = new OperationRunner({ prisma, registry, ledger, arm, log: logger })
+
+  for (const schema of [...OPERATION_SCHEMAS, ...TENANT_SCHEMAS, ...VNET_SCHEMAS]) app.addSchema(schema)
+  await app.register(authentication, { authenticator: azure.authenticator })
+  await app.register(tenantRoutes, { registry, preflight })
+  await app.register(vnetRoutes, { vnets, operations, waitMaxSeconds: azure.waitMaxSeconds })
+  await app.register(operationRoutes, { operations, waitMaxSeconds: azure.waitMaxSeconds })
+
+  if (azure.workerConcurrency > 0) {
+    app.addHook('onReady', async () => {
+      await azure.queue.work(
+        { concurrency: azure.workerConcurrency, groupConcurrency: azure.subscriptionConcurrency },
+        (job, attempt) => runner.run(job.data.operationId, attempt),
+      )
+    })
+  }
+}

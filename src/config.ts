@@ -48,6 +48,91 @@ export const ConfigSchema = Type.Object({
     maximum: 200,
     description: 'Postgres connections per process.',
   }),
+  AZURE_CLOUD: Type.Enum(['emulator', 'AzurePublicCloud', 'AzureChinaCloud', 'AzureUSGovernment'], {
+    default: 'emulator',
+    description:
+      'Which Azure to talk to. `emulator` starts the local Azure emulator in-process with the demo topology (the default of `npm start`); a container sets a real cloud.',
+  }),
+  AZURE_AUTHORITY_HOST: Type.Optional(
+    Type.String({
+      pattern: '^https://',
+      description: "Entra ID endpoint, overriding the cloud's (e.g. a standalone `npm run emulator`).",
+    }),
+  ),
+  AZURE_RESOURCE_MANAGER_URL: Type.Optional(
+    Type.String({
+      pattern: '^https://',
+      description: "ARM endpoint, overriding the cloud's (e.g. a standalone `npm run emulator`).",
+    }),
+  ),
+  AZURE_CA_FILE: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: "PEM file of an extra CA to trust for Azure endpoints (the emulator's `caFile`).",
+    }),
+  ),
+  BROKER_IDENTITY: Type.Enum(['default', 'client-secret'], {
+    default: 'default',
+    description:
+      "The broker's own identity to Key Vault when AZURE_CLOUD is not `emulator`: `default` is DefaultAzureCredential (managed or workload identity in Azure); `client-secret` reads AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET from the environment.",
+  }),
+  EMULATOR_STATE_FILE: Type.String({
+    default: '.data/emulator/state.json',
+    minLength: 1,
+    description:
+      "With AZURE_CLOUD=emulator: where the emulated Azure is kept across restarts, so it agrees with the database's ledger.",
+  }),
+  AUTH_TENANT_ID: Type.Optional(
+    Type.String({
+      pattern: '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$',
+      description:
+        "Tenant whose Entra ID issues callers' tokens (issuer `<authority>/<tenant>/v2.0`). Required unless AZURE_CLOUD=emulator.",
+    }),
+  ),
+  AUTH_AUDIENCE: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description:
+        "Audiences callers' tokens must carry, comma-separated: the API app's client id (v2 tokens) and/or its identifier URI. Required unless AZURE_CLOUD=emulator.",
+    }),
+  ),
+  SECRET_CACHE_SECONDS: Type.Integer({
+    default: 300,
+    minimum: 0,
+    maximum: 86400,
+    description: 'How long a client secret read from Key Vault is kept in memory (never on disk).',
+  }),
+  WORKER_CONCURRENCY: Type.Integer({
+    default: 8,
+    minimum: 1,
+    maximum: 200,
+    description: 'Operations this process runs at once.',
+  }),
+  SUBSCRIPTION_CONCURRENCY: Type.Integer({
+    default: 4,
+    minimum: 1,
+    maximum: 100,
+    description:
+      "Operations running at once per managed subscription, across all broker processes (ARM's write throttling).",
+  }),
+  OPERATION_RETRY_LIMIT: Type.Integer({
+    default: 6,
+    minimum: 0,
+    maximum: 50,
+    description:
+      'Retries (with exponential backoff) of an operation that failed for a transient reason (throttling, 5xx, network).',
+  }),
+  JOB_QUEUE_SCHEMA: Type.String({
+    default: 'pgboss',
+    pattern: '^[a-z_][a-z0-9_]{0,62}$',
+    description: 'Postgres schema of the job queue (pg-boss).',
+  }),
+  WAIT_MAX_SECONDS: Type.Integer({
+    default: 60,
+    minimum: 0,
+    maximum: 300,
+    description: 'Upper bound of `?wait=` on requests that start an operation.',
+  }),
 })
 
 export type Config = Static<typeof ConfigSchema>

@@ -154,6 +154,29 @@ interface SubnetInput {
   [property: string]: unknown
 }
 
+/** A subnet's static prefixes (`addressPrefix` and `addressPrefixes`); none when it draws on a pool. */
+function staticSubnetPrefixes(vnetId: string, subnet: SubnetInput): Prefix[] {
+  const properties = subnet.properties ?? {}
+  if (properties.ipamPoolPrefixAllocations?.length) return []
+  const listed = properties['addressPrefixes']
+  const values = [
+    ...(properties['addressPrefix'] === undefined ? [] : [properties['addressPrefix']]),
+    ...(Array.isArray(listed) ? (listed as unknown[]) : listed === undefined ? [] : [listed]),
+  ]
+  return values.map((value) => {
+    try {
+      if (typeof value === 'string') return parsePrefix(value)
+    } catch (err) {
+      if (!(err instanceof PrefixError)) throw err
+    }
+    throw new ArmError(
+      400,
+      'InvalidAddressPrefixFormat',
+      `Address prefix ${typeof value === 'string' ? value : JSON.stringify(value)} of resource ${vnetId}/subnets/${text(subnet.name)} is not formatted correctly.`,
+    )
+  })
+}
+
 /** Subnets with ipamPoolPrefixAllocations take their space from the VNet's own allocation of that pool, lowest first. */
 function carveSubnets(
   vnetId: string,
@@ -738,6 +761,7 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
         }
       }
     }
+    const subnetPrefixes = subnets.map((subnet) => staticSubnetPrefixes(id, subnet))
     for (const { poolId } of asked) {
       authorizeLinked(state, who, 'Microsoft.Network/networkManagers/ipamPools/associateResourcesToPool/action', poolId)
     }
@@ -782,6 +806,17 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
     const finalAllocations = [...(existing?.allocations.filter(unchanged) ?? []), ...fresh]
     let carved: Record<string, unknown>[]
     try {
+      // Static subnets must fit the final space, so "associating" a VNet with a pool cannot strand them.
+      const space = mergePrefixes([...staticPrefixes, ...finalAllocations.flatMap((a) => a.prefixes)])
+      for (const [index, subnet] of subnets.entries()) {
+        if (subnetPrefixes[index]!.some((p) => !space.some((q) => contains(q, p)))) {
+          throw new ArmError(
+            400,
+            'NetcfgSubnetRangeOutsideVnet',
+            `Subnet '${text(subnet.name)}' is not valid because its IP address range is outside the IP address range of virtual network '${request.params.vnet}'.`,
+          )
+        }
+      }
       carved = carveSubnets(id, subnets, finalAllocations)
     } catch (err) {
       for (const allocation of fresh) net.pools.get(key(allocation.poolId))?.space.release(allocation.prefixes)

@@ -7,7 +7,8 @@ import { authorize } from './authorize.ts'
 import { BUILT_IN_ROLES, findRole, type RoleAssignment, type RoleDefinition, scopeCovers } from './rbac.ts'
 
 // ARM's common surface: subscriptions, resource groups, and Microsoft.Authorization (role
-// definitions and assignments at any scope). Resource providers register their own routes.
+// definitions and assignments at any scope, and the caller's own permissions there). Resource
+// providers register their own routes.
 
 export interface ArmOptions {
   state: EmulatorState
@@ -27,6 +28,13 @@ export function caller(request: FastifyRequest): ArmCaller {
 
 const AUTHORIZATION_PATH =
   /^(?<scope>\/subscriptions\/[^/]+(?:\/.*?)?)\/providers\/Microsoft\.Authorization\/(?<kind>roleAssignments|roleDefinitions)(?:\/(?<name>[^/]+))?$/i
+
+const PERMISSIONS_PATH =
+  /^(?<scope>\/subscriptions\/[^/]+(?:\/.*?)?)\/providers\/Microsoft\.Authorization\/permissions$/i
+
+/** The scopes Permissions - List answers for: a subscription, a resource group, or a resource (any depth) in one. */
+const PERMISSIONS_SCOPE =
+  /^\/subscriptions\/(?<sub>[^/]+)(?:\/resourceGroups\/(?<rg>[^/]+)(?:\/providers\/[^/]+(?:\/[^/]+\/[^/]+)+)?)?$/i
 
 /** ARM's front door for every resource provider: api-version, then authentication against the subscription's tenant. */
 export function armFrontDoor({ state, issuer }: ArmOptions) {
@@ -174,9 +182,36 @@ export async function armRoutes(app: FastifyInstance, { state }: ArmOptions) {
     name: assignment.name,
   })
 
+  // Permissions - List (For Resource Group / For Resource): what the caller itself may do at a scope,
+  // one entry per role assignment of its own (in its token's tenant) made at the scope or above. Any
+  // authenticated caller may list its own permissions, so no role is needed for it.
+  const permissionsAt = (who: ArmCaller, scope: string) => {
+    const { sub = '', rg } = PERMISSIONS_SCOPE.exec(scope)?.groups ?? {}
+    if (rg !== undefined && !state.resourceGroup(sub, rg)) {
+      throw new ArmError(404, 'ResourceGroupNotFound', `Resource group '${rg}' could not be found.`)
+    }
+    const value = state.rbac.assignments
+      .filter((a) => a.principalId === who.primary.oid && a.tenantId === who.primary.tid && scopeCovers(a.scope, scope))
+      .flatMap((a) => findRole(a.roleDefinitionId) ?? [])
+      .map((role) => ({ actions: role.actions, notActions: role.notActions, dataActions: [], notDataActions: [] }))
+    return { value, nextLink: null }
+  }
+
   // Microsoft.Authorization lives under any scope, so it is matched here rather than by route templates.
   app.all('/subscriptions/*', async (request, reply: FastifyReply) => {
     const path = request.url.split('?')[0] ?? ''
+    // An empty parentResourcePath leaves '//' in a Permissions - List For Resource path, which ARM ignores.
+    const permissions = PERMISSIONS_PATH.exec(path.replace(/\/{2,}/g, '/'))?.groups?.['scope']
+    if (permissions !== undefined && PERMISSIONS_SCOPE.test(permissions)) {
+      if (request.method !== 'GET') {
+        throw new ArmError(
+          405,
+          'MethodNotAllowed',
+          `The requested resource does not support http method '${request.method}'.`,
+        )
+      }
+      return permissionsAt(caller(request), permissions)
+    }
     const match = AUTHORIZATION_PATH.exec(path)
     if (!match?.groups) {
       return reply.code(501).send({

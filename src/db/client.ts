@@ -1,8 +1,9 @@
 import { PrismaPg } from '@prisma/adapter-pg'
 import type { Logger } from 'pino'
-import { PrismaClient } from './generated/client.ts'
+import { type Prisma, PrismaClient } from './generated/client.ts'
 
 export { PrismaClient }
+export type TransactionClient = Prisma.TransactionClient
 
 export interface PrismaOptions {
   connectionString: string

@@ -93,14 +93,18 @@ describe('ledger integrity', () => {
                    VALUES (gen_random_uuid(), gen_random_uuid(), 'https://kv', 's') RETURNING id),
             t AS (INSERT INTO managed_tenant (id, tenant_id, display_name, management_tenant_id, credential_reference_id, updated_at)
                   SELECT gen_random_uuid(), gen_random_uuid(), 'B', mt.id, cr.id, now() FROM mt, cr RETURNING id),
-            op AS (INSERT INTO operation (id, kind, managed_tenant_id, subscription_id, resource_group, vnet_name,
-                                          requester_oid, request_hash, request, updated_at)
-                   SELECT gen_random_uuid(), 'deploy', t.id, gen_random_uuid(), 'rg', 'vnet', 'oid', 'h', '{}', now() FROM t
-                   RETURNING id, managed_tenant_id)
-       INSERT INTO allocation (id, operation_id, managed_tenant_id, subscription_id, resource_group, vnet_name, vnet_id,
-                               pool_id, requested_size, requester_oid, updated_at)
-       SELECT gen_random_uuid(), op.id, op.managed_tenant_id, gen_random_uuid(), 'rg', 'vnet', '/vnet', '/pool', 256, 'oid', now()
-         FROM op RETURNING id`,
+            v AS (INSERT INTO virtual_network (id, managed_tenant_id, subscription_id, resource_group, name, resource_id,
+                                               state, requester_oid, updated_at)
+                  SELECT gen_random_uuid(), t.id, gen_random_uuid(), 'rg', 'vnet', '/vnet', 'deploying', 'oid', now() FROM t
+                  RETURNING id, managed_tenant_id),
+            op AS (INSERT INTO operation (id, kind, virtual_network_id, requester_oid, request_hash, request, updated_at)
+                   SELECT gen_random_uuid(), 'deploy', v.id, 'oid', 'h', '{}', now() FROM v
+                   RETURNING id, virtual_network_id)
+       INSERT INTO allocation (id, operation_id, virtual_network_id, managed_tenant_id, subscription_id, resource_group,
+                               vnet_name, vnet_resource_id, pool_id, requested_size, requester_oid, updated_at)
+       SELECT gen_random_uuid(), op.id, v.id, v.managed_tenant_id, gen_random_uuid(), 'rg', 'vnet', '/vnet', '/pool', 256,
+              'oid', now()
+         FROM op JOIN v ON v.id = op.virtual_network_id RETURNING id`,
     )
     allocationId = row!.id
     await query(

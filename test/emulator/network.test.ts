@@ -360,4 +360,125 @@ describe('emulator: IPAM pools and VNets through @azure/arm-network', () => {
       emulator.state.lroDurationMs = 0
     }
   })
+
+  // A brownfield VNet as a team built it: static space, a static subnet, tags.
+  const brownfield = (name: string) =>
+    deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, name, {
+      location: 'westeurope',
+      tags: { team: 'retail', costCentre: '42' },
+      addressSpace: { addressPrefixes: ['192.168.0.0/16'] },
+      subnets: [{ name: 'workload', addressPrefix: '192.168.1.0/24' }],
+    })
+  const associatedIds = async () => {
+    const ids = []
+    for await (const a of admin.ipamPools.listAssociatedResources(DEMO.resourceGroupA, NM, 'pool-retail'))
+      ids.push(a.resourceId)
+    return ids
+  }
+
+  it('refuses static subnets outside the VNet space (NetcfgSubnetRangeOutsideVnet) and malformed subnet prefixes', async () => {
+    const before = await usage()
+    await assert.rejects(
+      deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, 'vnet-subnet-outside', {
+        location: 'westeurope',
+        addressSpace: { addressPrefixes: ['172.20.0.0/24'] },
+        subnets: [
+          { name: 'inside', addressPrefix: '172.20.0.0/25' },
+          { name: 'outside', addressPrefixes: ['172.20.0.128/25', '172.20.1.0/25'] },
+        ],
+      }),
+      (e: RestError) =>
+        e.statusCode === 400 &&
+        e.code === 'NetcfgSubnetRangeOutsideVnet' &&
+        e.message ===
+          "Subnet 'outside' is not valid because its IP address range is outside the IP address range of virtual network 'vnet-subnet-outside'.",
+    )
+    // A static subnet next to a pool allocation must lie inside what the pool gave.
+    await assert.rejects(
+      deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, 'vnet-subnet-outside', {
+        location: 'westeurope',
+        addressSpace: { ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '64', id: DEMO.poolRetail }] },
+        subnets: [{ name: 'static', addressPrefix: '172.20.0.0/26' }],
+      }),
+      (e: RestError) => e.statusCode === 400 && e.code === 'NetcfgSubnetRangeOutsideVnet',
+    )
+    assert.deepEqual(await usage(), before, 'the allocation made for the refused PUT went back to the pool')
+    await assert.rejects(
+      deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, 'vnet-subnet-outside', {
+        location: 'westeurope',
+        addressSpace: { addressPrefixes: ['172.20.0.0/24'] },
+        subnets: [{ name: 'typo', addressPrefix: '172.20.0.300/25' }],
+      }),
+      (e: RestError) =>
+        e.statusCode === 400 &&
+        e.code === 'InvalidAddressPrefixFormat' &&
+        e.message ===
+          `Address prefix 172.20.0.300/25 of resource /subscriptions/${DEMO.subscriptionB}/resourceGroups/${DEMO.resourceGroupB}/providers/Microsoft.Network/virtualNetworks/vnet-subnet-outside/subnets/typo is not formatted correctly.`,
+    )
+    await assert.rejects(
+      deployer.virtualNetworks.get(DEMO.resourceGroupB, 'vnet-subnet-outside'),
+      (e: RestError) => e.statusCode === 404,
+    )
+  })
+
+  it('refuses to associate a VNet whose static subnets would fall outside the pool allocation, changing nothing', async () => {
+    await brownfield('vnet-brownfield')
+    const existing = await deployer.virtualNetworks.get(DEMO.resourceGroupB, 'vnet-brownfield')
+    const before = await usage()
+    // What a broker does to "associate": read the VNet, swap its address space for a pool allocation.
+    await assert.rejects(
+      deployer.virtualNetworks.beginCreateOrUpdateAndWait(DEMO.resourceGroupB, 'vnet-brownfield', {
+        ...existing,
+        addressSpace: { ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '256', id: DEMO.poolRetail }] },
+      }),
+      (e: RestError) =>
+        e.statusCode === 400 &&
+        e.code === 'NetcfgSubnetRangeOutsideVnet' &&
+        /Subnet 'workload' .* virtual network 'vnet-brownfield'/.test(e.message),
+    )
+    assert.deepEqual(await deployer.virtualNetworks.get(DEMO.resourceGroupB, 'vnet-brownfield'), existing)
+    assert.deepEqual(await usage(), before)
+    assert.ok(!(await associatedIds()).includes(existing.id!))
+  })
+
+  it('associates the same VNet once it has no static subnets, keeping its tags', async () => {
+    await brownfield('vnet-brownfield')
+    const { subnets: _subnets, ...existing } = await deployer.virtualNetworks.get(
+      DEMO.resourceGroupB,
+      'vnet-brownfield',
+    )
+    const associated = await deployer.virtualNetworks.beginCreateOrUpdateAndWait(
+      DEMO.resourceGroupB,
+      'vnet-brownfield',
+      {
+        ...existing,
+        addressSpace: { ipamPoolPrefixAllocations: [{ numberOfIpAddresses: '256', id: DEMO.poolRetail }] },
+      },
+    )
+    assert.equal(associated.provisioningState, 'Succeeded')
+    assert.deepEqual(associated.tags, { team: 'retail', costCentre: '42' })
+    assert.equal(associated.resourceGuid, existing.resourceGuid)
+    const [space] = associated.addressSpace?.addressPrefixes ?? []
+    assert.match(space ?? '', /^10\.16\.\d+\.0\/24$/)
+    assert.deepEqual(associated.subnets, [])
+    assert.ok((await associatedIds()).includes(existing.id!))
+  })
+
+  it('lets the deployer (token for A, auxiliary token for B) add and remove a static member from B', async () => {
+    const inA = client(DEMO.tenantA, DEMO.deployerAppId, DEMO.subscriptionA, DEMO.tenantB)
+    const member = await vnet('vnet-spoke-member', '16')
+    const added = await inA.staticMembers.createOrUpdate(DEMO.resourceGroupA, NM, 'ng-retail-spokes', 'spoke', {
+      resourceId: member.id!,
+    })
+    assert.equal(added.resourceId, member.id)
+    assert.equal(
+      (await admin.staticMembers.get(DEMO.resourceGroupA, NM, 'ng-retail-spokes', 'spoke')).resourceId,
+      member.id,
+    )
+    await inA.staticMembers.delete(DEMO.resourceGroupA, NM, 'ng-retail-spokes', 'spoke')
+    await assert.rejects(
+      admin.staticMembers.get(DEMO.resourceGroupA, NM, 'ng-retail-spokes', 'spoke'),
+      (e: RestError) => e.statusCode === 404,
+    )
+  })
 })

@@ -1,0 +1,124 @@
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import { ClientSecretCredential } from '@azure/identity'
+import { trustCa } from './common/tls.ts'
+import { DEMO_SEED, type Emulator, startEmulator } from './index.ts'
+import { readSeed } from './seed.ts'
+
+// The demo topology as ipam-broker sees it: the emulator started in-process (`npm start` with
+// AZURE_CLOUD=emulator), the broker's own identity to its Key Vault, the caller tokens of the demo
+// apps, and the registry entries that make the seeded tenants usable through the API.
+
+export const DEMO_IDS = {
+  tenantA: 'aaaaaaaa-0000-4000-8000-00000000000a',
+  tenantB: 'bbbbbbbb-0000-4000-8000-00000000000b',
+  tenantC: 'cccccccc-0000-4000-8000-00000000000c',
+  subscriptionA: 'a1a1a1a1-0000-4000-8000-0000000000a1',
+  subscriptionB: 'b1b1b1b1-0000-4000-8000-0000000000b1',
+  subscriptionC: 'c1c1c1c1-0000-4000-8000-0000000000c1',
+  deployerAppId: 'd0d0d0d0-0000-4000-8000-0000000000d0',
+  brokerAppId: 'e0e0e0e0-0000-4000-8000-0000000000e0',
+  networkManagerId:
+    '/subscriptions/a1a1a1a1-0000-4000-8000-0000000000a1/resourceGroups/rg-network-management/providers/Microsoft.Network/networkManagers/nm-contoso',
+  vault: 'kv-ipam-broker',
+  deployerSecretName: 'deployer-client-secret',
+} as const
+
+/** The demo apps that call the broker, by the app role they hold. */
+export const DEMO_CALLERS = {
+  Requester: 'f1f1f1f1-0000-4000-8000-0000000000f1',
+  Reader: 'f2f2f2f2-0000-4000-8000-0000000000f2',
+  Admin: 'f3f3f3f3-0000-4000-8000-0000000000f3',
+} as const
+
+export type DemoRole = keyof typeof DEMO_CALLERS
+
+const pool = (name: string) => `${DEMO_IDS.networkManagerId}/ipamPools/${name}`
+
+export interface DemoAzure {
+  emulator: Emulator
+  url: string
+  caFile: string
+  /** The broker's own identity to Key Vault (its app registration in tenant A). */
+  keyVaultCredential: ClientSecretCredential
+  auth: { tenantId: string; audience: string }
+  /** A fresh access token for the broker's API, as the demo app holding `role`. */
+  token(role: DemoRole): Promise<string>
+  /** Registry entries for the demo tenants (PUT bodies), pointing at this run's vault. */
+  registrations: {
+    management: { tenantId: string; body: Record<string, unknown> }
+    managed: { tenantId: string; body: Record<string, unknown> }[]
+  }
+  close(): Promise<void>
+}
+
+export async function startDemoAzure({
+  stateFile,
+  port = 0,
+}: { stateFile?: string; port?: number } = {}): Promise<DemoAzure> {
+  if (stateFile) await mkdir(path.dirname(stateFile), { recursive: true })
+  const emulator = await startEmulator({
+    seed: await readSeed(DEMO_SEED),
+    port,
+    ...(stateFile && { snapshotFile: stateFile }),
+  })
+  trustCa(emulator.ca)
+  const secretOf = (appId: string) => {
+    const secret = emulator.state.applications.get(appId)?.passwords[0]?.secretText
+    if (!secret) throw new Error(`the demo seed has no password for ${appId}`)
+    return secret
+  }
+  const credentialOf = (appId: string) =>
+    new ClientSecretCredential(DEMO_IDS.tenantA, appId, secretOf(appId), {
+      authorityHost: emulator.url,
+      disableInstanceDiscovery: true,
+    })
+  const callers = new Map(Object.entries(DEMO_CALLERS).map(([role, appId]) => [role, credentialOf(appId)]))
+  const vaultUrl = emulator.vaults[DEMO_IDS.vault]
+  if (!vaultUrl) throw new Error(`the demo seed has no vault ${DEMO_IDS.vault}`)
+  const clientSecret = { vaultUrl, secretName: DEMO_IDS.deployerSecretName }
+  return {
+    emulator,
+    url: emulator.url,
+    caFile: emulator.caFile,
+    keyVaultCredential: credentialOf(DEMO_IDS.brokerAppId),
+    auth: { tenantId: DEMO_IDS.tenantA, audience: DEMO_IDS.brokerAppId },
+    async token(role) {
+      const token = await callers.get(role)!.getToken('api://ipam-broker/.default')
+      return token.token
+    },
+    registrations: {
+      management: {
+        tenantId: DEMO_IDS.tenantA,
+        body: {
+          displayName: 'Contoso Network Management (tenant A)',
+          networkManagerId: DEMO_IDS.networkManagerId,
+          poolIds: [pool('pool-retail'), pool('pool-logistics'), pool('pool-retail-v6')],
+        },
+      },
+      managed: [
+        {
+          tenantId: DEMO_IDS.tenantB,
+          body: {
+            displayName: 'Contoso Retail (tenant B)',
+            managementTenantId: DEMO_IDS.tenantA,
+            appId: DEMO_IDS.deployerAppId,
+            clientSecret,
+            subscriptionIds: [DEMO_IDS.subscriptionB],
+          },
+        },
+        {
+          tenantId: DEMO_IDS.tenantC,
+          body: {
+            displayName: 'Contoso Logistics (tenant C)',
+            managementTenantId: DEMO_IDS.tenantA,
+            appId: DEMO_IDS.deployerAppId,
+            clientSecret,
+            subscriptionIds: [DEMO_IDS.subscriptionC],
+          },
+        },
+      ],
+    },
+    close: () => emulator.close(),
+  }
+}
