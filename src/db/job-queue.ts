@@ -89,7 +89,14 @@ export class JobQueue {
   ): Promise<void> {
     await this.#boss.work<OperationJob>(
       OPERATIONS_QUEUE,
-      { localConcurrency: concurrency, groupConcurrency, batchSize: 1, pollingIntervalSeconds: 0.5 },
+      // NOTIFY wakes workers for new jobs at once; a busy worker looks again within a second of its last job.
+      {
+        localConcurrency: concurrency,
+        groupConcurrency,
+        batchSize: 1,
+        pollingIntervalSeconds: 1,
+        notifyPollingIntervalSeconds: 1,
+      },
       async ([job]) => {
         if (job) await handler(job, { retryCount: job.retryCount, retryLimit: this.#options.retryLimit })
       },

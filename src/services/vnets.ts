@@ -57,6 +57,9 @@ export interface Submitted {
   created: boolean
 }
 
+/** The transaction found that a request with the same Idempotency-Key won the race. */
+const RACED = 'raced'
+
 const OPEN_STATES = ['deploying', 'active', 'releasing', 'deleting'] as const
 
 export function vnetResourceId(subscriptionId: string, resourceGroup: string, name: string): string {
@@ -164,6 +167,13 @@ export class VnetService {
     try {
       const operationId = await this.#prisma.$transaction(async (tx) => {
         await lockVnet(tx, resourceId)
+        // A request with the same key may have committed while this one waited for the lock.
+        const raced = idempotencyKey
+          ? await tx.operation.findUnique({
+              where: { requesterOid_idempotencyKey: { requesterOid: caller.oid, idempotencyKey } },
+            })
+          : null
+        if (raced) return RACED
         const open = await tx.virtualNetwork.findFirst({
           where: { resourceId: { equals: resourceId, mode: 'insensitive' }, state: { in: [...OPEN_STATES] } },
         })
@@ -206,6 +216,7 @@ export class VnetService {
         await this.#queue.enqueue(tx, operation.id, request.subscriptionId)
         return operation.id
       })
+      if (operationId === RACED) return (await this.#replay(caller, idempotencyKey, requestHash))!
       return { operation: await this.#view(operationId), created: true }
     } catch (err) {
       // Two requests with the same key raced: the loser answers with the winner's operation.
