@@ -68,12 +68,14 @@ try {
       subscriptionConcurrency: config.SUBSCRIPTION_CONCURRENCY,
     },
   })
+  // The demo tenants are registered before the port opens, so the first request finds them.
+  if (azure.demo) await registerDemo(app, azure.demo)
   const address = await app.listen({ host: config.HOST, port: config.PORT })
   log.info(
     { url: address, database: database.embedded ? 'embedded' : 'DATABASE_URL', azure: config.AZURE_CLOUD },
     `ipam-broker is listening on ${address} — try: curl ${address}/readyz`,
   )
-  if (azure.demo) await announceDemo(app, azure.demo, address)
+  if (azure.demo) await announceDemo(azure.demo, address)
 } catch (err) {
   if (err instanceof ConfigError) {
     log.fatal(err.message)
@@ -92,8 +94,8 @@ async function shutdownAfterFailedStart(): Promise<never> {
   process.exit(1)
 }
 
-/** Registers the demo tenants through the API (as the demo admin) and prints a request that works. */
-async function announceDemo(app: App, demo: NonNullable<AzureConnection['demo']>, address: string) {
+/** Registers the demo tenants through the API, as the demo admin would. */
+async function registerDemo(app: App, demo: NonNullable<AzureConnection['demo']>) {
   const admin = { authorization: `Bearer ${await demo.token('Admin')}` }
   const { management, managed } = demo.registrations
   for (const [url, body] of [
@@ -103,6 +105,11 @@ async function announceDemo(app: App, demo: NonNullable<AzureConnection['demo']>
     const response = await app.inject({ method: 'PUT', url, headers: admin, payload: body })
     if (response.statusCode !== 200) throw new Error(`registering the demo topology failed at ${url}: ${response.body}`)
   }
+}
+
+/** Prints a request that works against the demo topology. */
+async function announceDemo(demo: NonNullable<AzureConnection['demo']>, address: string) {
+  const { management } = demo.registrations
   const token = await demo.token('Requester')
   const example = JSON.stringify({
     subscriptionId: 'b1b1b1b1-0000-4000-8000-0000000000b1',

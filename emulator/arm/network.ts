@@ -1011,6 +1011,19 @@ export async function networkRoutes(app: FastifyInstance, { state }: { state: Em
     return managerConnectionBody(id)
   })
 
+  // Subscription Network Manager Connections - List.
+  app.get<{ Params: { sub: string } }>(
+    '/subscriptions/:sub/providers/Microsoft.Network/networkManagerConnections',
+    async (request) => {
+      can(request, 'Microsoft.Network/networkManagerConnections/read')
+      const subscriptionId = request.params.sub.toLowerCase()
+      const value = [...net.managerConnections.values()]
+        .filter((c) => c.subscriptionId === subscriptionId)
+        .map((c) => managerConnectionBody(c.id))
+      return { value }
+    },
+  )
+
   // ---- network groups and their static members ----
   const groupOf = (request: FastifyRequest<{ Params: Params & { group: string } }>) => {
     const path = resourceId(request)

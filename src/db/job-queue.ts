@@ -46,8 +46,9 @@ export class JobQueue {
       application_name: 'ipam-broker-jobs',
       max: 4,
       useListenNotify: true,
-      // How soon a job whose process stopped heartbeating is found and handed on.
+      // How soon a job whose process stopped heartbeating is found and handed on (both timers gate it).
       superviseIntervalSeconds: options.superviseIntervalSeconds ?? 5,
+      monitorIntervalSeconds: options.superviseIntervalSeconds ?? 5,
     })
     boss.on('error', (err) => log.error({ err }, 'job queue error'))
     await boss.start()

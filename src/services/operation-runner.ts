@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto'
 import { type NetworkManagementClient, restorePoller, type VirtualNetwork } from '@azure/arm-network'
 import type { Logger } from 'pino'
 import type { PrismaClient } from '../db/client.ts'
-import type { Operation, VirtualNetwork as VnetRecord } from '../db/generated/client.ts'
+import { type Operation, Prisma, type VirtualNetwork as VnetRecord } from '../db/generated/client.ts'
 import { type ArmClientFactory, type ArmResponseIds, withArmCorrelation } from '../ms-auth/arm-clients.ts'
 import { SecretUnavailableError } from '../ms-auth/credential-store.ts'
+import { ProblemError } from './errors.ts'
 import type { LedgerService } from './ledger.ts'
 import type { DeploymentTarget, TenantRegistryService } from './tenant-registry.ts'
 import type { IpamAllocationRequest } from './vnets.ts'
@@ -424,7 +425,7 @@ export class OperationRunner {
         state: 'succeeded',
         finishedAt: new Date(),
         result: JSON.parse(JSON.stringify(result)) as object,
-        error: undefined,
+        error: Prisma.DbNull,
         pollerState: null,
       },
     })
@@ -501,7 +502,7 @@ const ADVICE: Record<string, (context: RunContext) => string> = {
   LinkedAuthorizationFailed: ({ target }) =>
     `The app's service principal in the management tenant ${target.managementTenant.tenantId} may not use the pool: assign it the 'IPAM Pool User' role on the pool (app ${target.app.appId}), check the preflight (POST /v1/tenants/managed/{tenantId}/preflight), then submit a new request.`,
   AuthorizationFailed: ({ target }) =>
-    `App ${target.app.appId} may not write VNets there: assign it 'Network Contributor' on the subscription or resource group in tenant ${target.managedTenant.tenantId}, then submit a new request.`,
+    `App ${target.app.appId} lacks the right named in the message on its scope: for VNets, 'Network Contributor' on the subscription or resource group in managed tenant ${target.managedTenant.tenantId}; for network groups, 'Network Contributor' on the group in management tenant ${target.managementTenant.tenantId}. Then submit a new request.`,
   SubscriptionNotInNetworkManagerScope: () =>
     'The subscription is not connected to the network manager: the management tenant adds a scope connection and the managed tenant a network manager connection.',
   IpamPoolExhausted: () => 'Ask for fewer addresses, or for a pool with free space.',
@@ -519,14 +520,14 @@ export function describeFailure(
   context: Pick<RunContext, 'lastResponse' | 'target'> & Partial<RunContext>,
 ): OperationFailure {
   const last = armIds(context.lastResponse)
-  if (err instanceof BrokerError) {
+  if (err instanceof BrokerError || err instanceof ProblemError) {
     return {
       code: err.code,
       message: err.message,
       source: 'broker',
       status: null,
       ...last,
-      advice: err.advice,
+      advice: err instanceof BrokerError ? err.advice : 'Fix what the message says, then submit a new request.',
       transient: false,
     }
   }
@@ -551,10 +552,18 @@ export function describeFailure(
     message?: string
     errorResponse?: { error?: string }
   }
-  if (e.name === 'AuthenticationError' || e.name === 'CredentialUnavailableError') {
-    const transient = e.statusCode === undefined || e.statusCode >= 500 || e.statusCode === 429
+  // @azure/identity reports Entra's refusals (AADSTS codes) as AuthenticationError or AuthenticationRequiredError.
+  const entraCode = /AADSTS\d+/.exec(e.message ?? '')?.[0]
+  if (
+    e.name === 'AuthenticationError' ||
+    e.name === 'AuthenticationRequiredError' ||
+    e.name === 'CredentialUnavailableError' ||
+    entraCode
+  ) {
+    // An AADSTS code is Entra's answer about the app's configuration; without one, Entra was not reached.
+    const transient = entraCode ? false : e.statusCode === undefined || e.statusCode >= 500 || e.statusCode === 429
     return {
-      code: e.errorResponse?.error ?? e.name,
+      code: entraCode ?? e.errorResponse?.error ?? e.name ?? 'EntraError',
       message: (e.message ?? '').split('\n')[0] ?? '',
       source: 'entra',
       status: e.statusCode ?? null,
@@ -573,7 +582,12 @@ export function describeFailure(
     status === null &&
     !lro &&
     /ECONN|ETIMEDOUT|EAI_AGAIN|REQUEST_SEND_ERROR|socket|network/i.test(`${e.code} ${e.message}`)
-  const transient = network || status === 408 || status === 429 || (status !== null && status >= 500)
+  // 501 and 505 say the request will never work; other 5xx, 408 and 429 may pass on a later try.
+  const transient =
+    network ||
+    status === 408 ||
+    status === 429 ||
+    (status !== null && status >= 500 && status !== 501 && status !== 505)
   const message = lro?.[2] ?? e.message ?? String(err)
   return {
     code,

@@ -97,7 +97,12 @@ export class PreflightService {
     }
     const poolIds = input.poolIds?.length ? input.poolIds : target.managementTenant.poolIds
     const checks: PreflightCheck[] = []
-    const run = async (name: string, work: () => Promise<string>, prerequisite = true) => {
+    const run = async (
+      name: string,
+      work: () => Promise<string>,
+      prerequisite = true,
+      advice: Record<string, string> = {},
+    ) => {
       if (!prerequisite) {
         checks.push({ name, status: 'skipped', detail: 'skipped: an earlier check failed' })
         return false
@@ -106,8 +111,16 @@ export class PreflightService {
         checks.push({ name, status: 'pass', detail: await work() })
         return true
       } catch (err) {
+        if (err instanceof ProblemError) {
+          checks.push({ name, status: 'fail', detail: err.message, code: err.code })
+          return false
+        }
         const failure = describeFailure(err, { target, lastResponse: undefined })
-        checks.push({ name, status: 'fail', detail: `${failure.message} — ${failure.advice}`, code: failure.code })
+        // describeFailure's advice is written for a deployment (which the broker retries); a check is not retried.
+        const what =
+          advice[failure.code] ??
+          (failure.transient ? 'Azure did not answer; run the preflight again.' : failure.advice)
+        checks.push({ name, status: 'fail', detail: `${failure.message} — ${what}`, code: failure.code })
         return false
       }
     }
@@ -136,7 +149,7 @@ export class PreflightService {
     for (const poolId of poolIds) {
       const pool = parsePoolId(poolId)
       const poolName = pool?.pool ?? poolId
-      const readable = await run(
+      await run(
         `pool-readable ${poolName}`,
         async () => {
           if (!pool)
@@ -146,6 +159,9 @@ export class PreflightService {
           return `Pool ${found.name ?? poolName} (${(found.properties.addressPrefixes ?? []).join(', ')}) is readable.`
         },
         auxiliary,
+        {
+          AuthorizationFailed: `App ${app.appId} may not read pool ${poolName}: assign its service principal in management tenant ${managementTenant.tenantId} the 'IPAM Pool User' role on the pool.`,
+        },
       )
       await run(
         `associate-allowed ${poolName}`,
@@ -171,7 +187,8 @@ export class PreflightService {
           }
           return `App ${app.appId} may associate VNets with pool ${poolName} (IPAM Pool User).`
         },
-        auxiliary && readable,
+        // Listing one's own permissions needs no role, so this runs even when the pool cannot be read.
+        auxiliary && pool !== undefined,
       )
     }
     await run(
@@ -211,7 +228,7 @@ export class PreflightService {
           422,
           'connection-missing',
           'No connection',
-          `Subscription ${subscriptionId} has no network manager connection to ${managementTenant.networkManagerId}.`,
+          `Subscription ${subscriptionId} has no network manager connection to ${managementTenant.networkManagerId}: the managed tenant accepts the management tenant's scope connection by creating one in the subscription.`,
         )
       },
       primary,

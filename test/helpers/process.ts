@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -24,9 +25,12 @@ export async function freePort(): Promise<number> {
   })
 }
 
+// Brokers started by tests keep their emulated Azure here, never in the developer's .data folder.
+const TEST_EMULATOR_STATE = path.join(tmpdir(), `ipam-broker-test-emulator-${process.pid}.json`)
+
 /** The environment a user's shell would have: none of the test run's own database settings. */
 export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, ...extra }
+  const env: NodeJS.ProcessEnv = { EMULATOR_STATE_FILE: TEST_EMULATOR_STATE, ...process.env, ...extra }
   for (const name of ['DATABASE_URL', 'TEST_DATABASE_URL', 'IPAM_TEST_DATABASE_URL', 'NODE_TEST_CONTEXT']) {
     if (!(name in extra)) delete env[name]
   }
