@@ -21,7 +21,8 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     NODE_OPTIONS=--enable-source-maps \
     HOST=0.0.0.0 \
-    PORT=3000
+    PORT=3000 \
+    AZURE_CLOUD=AzurePublicCloud
 WORKDIR /app
 COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules

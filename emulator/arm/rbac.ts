@@ -44,9 +44,12 @@ export const BUILT_IN_ROLES: RoleDefinition[] = [
     description: 'Lets you manage networks, but not access to them.',
     actions: [
       'Microsoft.Authorization/*/read',
+      'Microsoft.Insights/alertRules/*',
       'Microsoft.Network/*',
-      'Microsoft.Resources/subscriptions/resourceGroups/read',
+      'Microsoft.ResourceHealth/availabilityStatuses/read',
       'Microsoft.Resources/deployments/*',
+      'Microsoft.Resources/subscriptions/resourceGroups/read',
+      'Microsoft.Support/*',
     ],
     notActions: [],
   },

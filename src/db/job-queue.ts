@@ -1,6 +1,7 @@
 import { fromPrisma, type Job, PgBoss } from 'pg-boss'
 import type { Logger } from 'pino'
 import type { TransactionClient } from './client.ts'
+import { SubscriptionSlots } from './subscription-slots.ts'
 
 // Operations run from a Postgres job queue (pg-boss): jobs are claimed with SKIP LOCKED, so any
 // number of broker processes share the work; a job whose process died stops heartbeating and is
@@ -32,6 +33,7 @@ export interface WorkOptions {
 export class JobQueue {
   readonly #boss: PgBoss
   readonly #options: JobQueueOptions
+  readonly #slots: SubscriptionSlots[] = []
 
   private constructor(boss: PgBoss, options: JobQueueOptions) {
     this.#boss = boss
@@ -88,9 +90,17 @@ export class JobQueue {
     { concurrency, groupConcurrency }: WorkOptions,
     handler: (job: Job<OperationJob>, attempt: { retryCount: number; retryLimit: number }) => Promise<void>,
   ): Promise<void> {
+    const slots = new SubscriptionSlots({
+      connectionString: this.#options.connectionString,
+      limit: groupConcurrency,
+      connections: concurrency,
+    })
+    this.#slots.push(slots)
     await this.#boss.work<OperationJob>(
       OPERATIONS_QUEUE,
       // NOTIFY wakes workers for new jobs at once; a busy worker looks again within a second of its last job.
+      // pg-boss's group limit counts running jobs when it hands them out, which concurrent fetches can
+      // overshoot; the subscription slot taken below makes the bound exact.
       {
         localConcurrency: concurrency,
         groupConcurrency,
@@ -99,7 +109,13 @@ export class JobQueue {
         notifyPollingIntervalSeconds: 1,
       },
       async ([job]) => {
-        if (job) await handler(job, { retryCount: job.retryCount, retryLimit: this.#options.retryLimit })
+        if (!job) return
+        const release = await slots.acquire(job.groupId ?? 'ungrouped', job.signal)
+        try {
+          await handler(job, { retryCount: job.retryCount, retryLimit: this.#options.retryLimit })
+        } finally {
+          await release()
+        }
       },
     )
   }
@@ -107,5 +123,6 @@ export class JobQueue {
   /** Stops claiming new jobs and waits (up to `graceMs`) for running ones. */
   async stop(graceMs: number): Promise<void> {
     await this.#boss.stop({ graceful: true, timeout: graceMs })
+    await Promise.all(this.#slots.map((slots) => slots.close()))
   }
 }

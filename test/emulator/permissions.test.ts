@@ -7,12 +7,16 @@ import { credential, DEMO, startTestEmulator } from '../helpers/emulator.ts'
 
 const ARM = 'https://management.azure.com/.default'
 const API = 'api-version=2022-04-01'
+// Network Contributor (4d97b98b-1d4f-4787-a291-c67834d212e7) as Microsoft's built-in roles reference lists it.
 const NETWORK_CONTRIBUTOR: Permission = {
   actions: [
     'Microsoft.Authorization/*/read',
+    'Microsoft.Insights/alertRules/*',
     'Microsoft.Network/*',
-    'Microsoft.Resources/subscriptions/resourceGroups/read',
+    'Microsoft.ResourceHealth/availabilityStatuses/read',
     'Microsoft.Resources/deployments/*',
+    'Microsoft.Resources/subscriptions/resourceGroups/read',
+    'Microsoft.Support/*',
   ],
   notActions: [],
   dataActions: [],
