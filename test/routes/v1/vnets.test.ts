@@ -60,6 +60,12 @@ describe('POST /v1/vnets: cross-tenant deployment end to end', () => {
     const vnet = await vnetClient.virtualNetworks.get(RG_B, 'vnet-e2e-1')
     assert.deepEqual(vnet.addressSpace?.addressPrefixes, prefixes)
     assert.equal(vnet.tags?.['team'], 'retail')
+    // The subnet is carved from the VNet's own allocation: 64 addresses at its start.
+    const [base] = prefixes[0]!.split('/')
+    assert.deepEqual(
+      vnet.subnets?.map((s) => [s.name, s.addressPrefixes]),
+      [['app', [`${base}/26`]]],
+    )
 
     // The pool in tenant A counts them.
     const after = await usage()
