@@ -48,9 +48,20 @@ export interface DemoAzure {
   registrations: {
     management: { tenantId: string; body: Record<string, unknown> }
     managed: { tenantId: string; body: Record<string, unknown> }[]
+    /** What the demo Requester may ask for (POST /v1/grants bodies). */
+    grants: Record<string, unknown>[]
   }
+  /** Registers the demo tenants and grants through the broker's API, as its admin (idempotent). */
+  register(call: ApiCall): Promise<void>
   close(): Promise<void>
 }
+
+/** One request to the broker's API with the demo Admin's token (app.inject in-process, HTTP in tests). */
+export type ApiCall = (
+  method: 'GET' | 'PUT' | 'POST',
+  url: string,
+  body?: unknown,
+) => Promise<{ status: number; body: unknown }>
 
 export async function startDemoAzure({
   stateFile,
@@ -77,6 +88,62 @@ export async function startDemoAzure({
   const vaultUrl = emulator.vaults[DEMO_IDS.vault]
   if (!vaultUrl) throw new Error(`the demo seed has no vault ${DEMO_IDS.vault}`)
   const clientSecret = { vaultUrl, secretName: DEMO_IDS.deployerSecretName }
+  const requester = { principalType: 'app', principalId: DEMO_CALLERS.Requester }
+  const registrations: DemoAzure['registrations'] = {
+    management: {
+      tenantId: DEMO_IDS.tenantA,
+      body: {
+        displayName: 'Contoso Network Management (tenant A)',
+        networkManagerId: DEMO_IDS.networkManagerId,
+        poolIds: [pool('pool-retail'), pool('pool-logistics'), pool('pool-retail-v6')],
+      },
+    },
+    managed: [
+      {
+        tenantId: DEMO_IDS.tenantB,
+        body: {
+          displayName: 'Contoso Retail (tenant B)',
+          managementTenantId: DEMO_IDS.tenantA,
+          appId: DEMO_IDS.deployerAppId,
+          clientSecret,
+          subscriptionIds: [DEMO_IDS.subscriptionB],
+        },
+      },
+      {
+        tenantId: DEMO_IDS.tenantC,
+        body: {
+          displayName: 'Contoso Logistics (tenant C)',
+          managementTenantId: DEMO_IDS.tenantA,
+          appId: DEMO_IDS.deployerAppId,
+          clientSecret,
+          subscriptionIds: [DEMO_IDS.subscriptionC],
+        },
+      },
+    ],
+    grants: [
+      {
+        ...requester,
+        subscriptionIds: [DEMO_IDS.subscriptionB],
+        poolIds: [pool('pool-retail')],
+        maxAddresses: '65536',
+        description: 'demo: the retail team may take up to a /16 from pool-retail in tenant B',
+      },
+      {
+        ...requester,
+        subscriptionIds: [DEMO_IDS.subscriptionB],
+        poolIds: [pool('pool-retail-v6')],
+        maxAddresses: String(2n ** 64n),
+        description: 'demo: the retail team may take up to a /64 from pool-retail-v6 in tenant B',
+      },
+      {
+        ...requester,
+        subscriptionIds: [DEMO_IDS.subscriptionC],
+        poolIds: [pool('pool-logistics')],
+        maxAddresses: '65536',
+        description: 'demo: up to a /16 from pool-logistics in tenant C',
+      },
+    ],
+  }
   return {
     emulator,
     url: emulator.url,
@@ -87,37 +154,32 @@ export async function startDemoAzure({
       const token = await callers.get(role)!.getToken('api://ipam-broker/.default')
       return token.token
     },
-    registrations: {
-      management: {
-        tenantId: DEMO_IDS.tenantA,
-        body: {
-          displayName: 'Contoso Network Management (tenant A)',
-          networkManagerId: DEMO_IDS.networkManagerId,
-          poolIds: [pool('pool-retail'), pool('pool-logistics'), pool('pool-retail-v6')],
-        },
-      },
-      managed: [
-        {
-          tenantId: DEMO_IDS.tenantB,
-          body: {
-            displayName: 'Contoso Retail (tenant B)',
-            managementTenantId: DEMO_IDS.tenantA,
-            appId: DEMO_IDS.deployerAppId,
-            clientSecret,
-            subscriptionIds: [DEMO_IDS.subscriptionB],
-          },
-        },
-        {
-          tenantId: DEMO_IDS.tenantC,
-          body: {
-            displayName: 'Contoso Logistics (tenant C)',
-            managementTenantId: DEMO_IDS.tenantA,
-            appId: DEMO_IDS.deployerAppId,
-            clientSecret,
-            subscriptionIds: [DEMO_IDS.subscriptionC],
-          },
-        },
-      ],
+    registrations,
+    async register(call) {
+      const { management, managed, grants } = registrations
+      const expect = async (method: 'GET' | 'PUT' | 'POST', url: string, body?: unknown) => {
+        const response = await call(method, url, body)
+        if (response.status >= 300) {
+          throw new Error(
+            `registering the demo topology: ${method} ${url} answered ${response.status} ${JSON.stringify(response.body)}`,
+          )
+        }
+        return response.body
+      }
+      await expect('PUT', `/v1/tenants/management/${management.tenantId}`, management.body)
+      for (const tenant of managed) await expect('PUT', `/v1/tenants/managed/${tenant.tenantId}`, tenant.body)
+      const held = (await expect('GET', `/v1/grants?principalId=${DEMO_CALLERS.Requester}`)) as {
+        value: { poolIds: string[]; subscriptionIds: string[]; maxAddresses: string }[]
+      }
+      for (const grant of grants) {
+        const same = held.value.some(
+          (g) =>
+            g.maxAddresses === grant['maxAddresses'] &&
+            JSON.stringify(g.poolIds) === JSON.stringify(grant['poolIds']) &&
+            JSON.stringify(g.subscriptionIds) === JSON.stringify(grant['subscriptionIds']),
+        )
+        if (!same) await expect('POST', '/v1/grants', grant)
+      }
     },
     close: () => emulator.close(),
   }

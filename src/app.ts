@@ -17,9 +17,13 @@ import drain from './plugins/drain.ts'
 import problemDetails, { ProblemSchema } from './plugins/problem-details.ts'
 import requestLog, { REQUEST_ID_HEADER } from './plugins/request-log.ts'
 import healthRoutes from './routes/health/index.ts'
+import auditRoutes, { AUDIT_SCHEMAS } from './routes/v1/audit/index.ts'
+import grantRoutes, { GRANT_SCHEMAS } from './routes/v1/grants/index.ts'
 import operationRoutes, { OPERATION_SCHEMAS } from './routes/v1/operations/index.ts'
 import tenantRoutes, { TENANT_SCHEMAS } from './routes/v1/tenants/index.ts'
 import vnetRoutes, { VNET_SCHEMAS } from './routes/v1/vnets/index.ts'
+import { AuditService } from './services/audit.ts'
+import { GrantService } from './services/grants.ts'
 import { HealthService } from './services/health.ts'
 import { LedgerService } from './services/ledger.ts'
 import { OperationRunner } from './services/operation-runner.ts'
@@ -131,16 +135,22 @@ async function registerBroker(
     ...(azure.armRetry && { retry: azure.armRetry }),
   })
 
-  const registry = new TenantRegistryService(prisma)
+  const audit = new AuditService(prisma, logger)
+  const grants = new GrantService(prisma, audit)
+  const registry = new TenantRegistryService(prisma, audit)
   const ledger = new LedgerService()
   const operations = new OperationService(prisma)
-  const vnets = new VnetService({ prisma, registry, ledger, queue: azure.queue, arm })
+  const vnets = new VnetService({ prisma, registry, ledger, queue: azure.queue, arm, grants, audit })
   const preflight = new PreflightService({ registry, store, tokens, arm, endpoints: azure.endpoints, log: logger })
-  const runner = new OperationRunner({ prisma, registry, ledger, arm, log: logger })
+  const runner = new OperationRunner({ prisma, registry, ledger, arm, audit, log: logger })
 
-  for (const schema of [...OPERATION_SCHEMAS, ...TENANT_SCHEMAS, ...VNET_SCHEMAS]) app.addSchema(schema)
+  for (const schema of [...OPERATION_SCHEMAS, ...TENANT_SCHEMAS, ...VNET_SCHEMAS, ...GRANT_SCHEMAS, ...AUDIT_SCHEMAS]) {
+    app.addSchema(schema)
+  }
   await app.register(authentication, { authenticator: azure.authenticator })
   await app.register(tenantRoutes, { registry, preflight })
+  await app.register(grantRoutes, { grants })
+  await app.register(auditRoutes, { audit })
   await app.register(vnetRoutes, { vnets, operations, waitMaxSeconds: azure.waitMaxSeconds })
   await app.register(operationRoutes, { operations, waitMaxSeconds: azure.waitMaxSeconds })
 

@@ -94,17 +94,18 @@ async function shutdownAfterFailedStart(): Promise<never> {
   process.exit(1)
 }
 
-/** Registers the demo tenants through the API, as the demo admin would. */
+/** Registers the demo tenants and grants through the API, as the demo admin would. */
 async function registerDemo(app: App, demo: NonNullable<AzureConnection['demo']>) {
-  const admin = { authorization: `Bearer ${await demo.token('Admin')}` }
-  const { management, managed } = demo.registrations
-  for (const [url, body] of [
-    [`/v1/tenants/management/${management.tenantId}`, management.body],
-    ...managed.map((tenant) => [`/v1/tenants/managed/${tenant.tenantId}`, tenant.body] as const),
-  ] as const) {
-    const response = await app.inject({ method: 'PUT', url, headers: admin, payload: body })
-    if (response.statusCode !== 200) throw new Error(`registering the demo topology failed at ${url}: ${response.body}`)
-  }
+  const authorization = `Bearer ${await demo.token('Admin')}`
+  await demo.register(async (method, url, body) => {
+    const response = await app.inject({
+      method,
+      url,
+      headers: { authorization },
+      ...(body !== undefined && { payload: body as object }),
+    })
+    return { status: response.statusCode, body: response.json<unknown>() }
+  })
 }
 
 /** Prints a request that works against the demo topology. */

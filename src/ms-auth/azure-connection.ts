@@ -11,10 +11,11 @@ export interface DemoAzure {
   keyVaultCredential: TokenCredential
   auth: { tenantId: string; audience: string }
   token(role: 'Requester' | 'Reader' | 'Admin'): Promise<string>
-  registrations: {
-    management: { tenantId: string; body: Record<string, unknown> }
-    managed: { tenantId: string; body: Record<string, unknown> }[]
-  }
+  registrations: { management: { body: Record<string, unknown> } }
+  /** Registers the demo tenants and grants through the broker's API (idempotent). */
+  register(
+    call: (method: 'GET' | 'PUT' | 'POST', url: string, body?: unknown) => Promise<{ status: number; body: unknown }>,
+  ): Promise<void>
   close(): Promise<void>
 }
 

@@ -6,6 +6,7 @@ import { type Operation, Prisma, type VirtualNetwork as VnetRecord } from '../db
 import { type ArmClientFactory, type ArmResponseIds, withArmCorrelation } from '../ms-auth/arm-clients.ts'
 import { SecretUnavailableError } from '../ms-auth/credential-store.ts'
 import { ProblemError } from './errors.ts'
+import type { AuditService } from './audit.ts'
 import type { LedgerService } from './ledger.ts'
 import type { DeploymentTarget, TenantRegistryService } from './tenant-registry.ts'
 import type { IpamAllocationRequest } from './vnets.ts'
@@ -40,6 +41,8 @@ interface RunContext {
   /** Client in the managed subscription, carrying the management tenant's auxiliary token. */
   vnets: NetworkManagementClient
   lastResponse: ArmResponseIds | undefined
+  /** Audit records of ARM writes made so far, awaited at the end of each step. */
+  audits: Promise<void>[]
 }
 
 export interface RunnerAttempt {
@@ -71,6 +74,7 @@ export class OperationRunner {
   readonly #registry: TenantRegistryService
   readonly #ledger: LedgerService
   readonly #arm: ArmClientFactory
+  readonly #audit: AuditService
   readonly #log: Logger
 
   constructor(deps: {
@@ -78,12 +82,14 @@ export class OperationRunner {
     registry: TenantRegistryService
     ledger: LedgerService
     arm: ArmClientFactory
+    audit: AuditService
     log: Logger
   }) {
     this.#prisma = deps.prisma
     this.#registry = deps.registry
     this.#ledger = deps.ledger
     this.#arm = deps.arm
+    this.#audit = deps.audit
     this.#log = deps.log.child({ module: 'operation-runner' })
   }
 
@@ -111,12 +117,14 @@ export class OperationRunner {
         auxiliaryTenantIds: [target.managementTenant.tenantId],
       }),
       lastResponse: undefined,
+      audits: [],
     }
     try {
       await withArmCorrelation(
         operation.id,
         (ids) => {
           context.lastResponse = ids
+          if (ids.method !== 'GET') context.audits.push(this.#auditArmWrite(operation, ids))
         },
         async () => {
           switch (operation.kind) {
@@ -392,6 +400,7 @@ export class OperationRunner {
     context.lastResponse = undefined
     try {
       const result = await work()
+      await Promise.all(context.audits.splice(0))
       const ids = armIds(context.lastResponse)
       await this.#prisma.operationStep.update({
         where: { id: step.id },
@@ -399,6 +408,7 @@ export class OperationRunner {
       })
       return result
     } catch (err) {
+      await Promise.all(context.audits.splice(0))
       const failure = describeFailure(err, context)
       await this.#prisma.operationStep.update({
         where: { id: step.id },
@@ -412,6 +422,24 @@ export class OperationRunner {
       })
       throw err
     }
+  }
+
+  /** Every write the broker makes in someone's tenant is on the record, on behalf of the requester. */
+  #auditArmWrite(operation: Operation, ids: ArmResponseIds): Promise<void> {
+    const url = new URL(ids.url)
+    return this.#audit.record({
+      actor: { oid: operation.requesterOid, appId: operation.requesterAppId },
+      action: 'arm.write',
+      target: url.pathname,
+      operationId: operation.id,
+      detail: {
+        method: ids.method,
+        status: ids.status,
+        apiVersion: url.searchParams.get('api-version'),
+        armRequestId: ids.requestId ?? null,
+        armCorrelationId: ids.correlationId ?? null,
+      },
+    })
   }
 
   async #savePoller(operationId: string, pollerState: string): Promise<void> {

@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { PrismaClient } from '../db/client.ts'
 import type { Operation, OperationStep, VirtualNetwork } from '../db/generated/client.ts'
+import type { Caller } from './audit.ts'
 import { notFound } from './tenant-registry.ts'
+import { seesEverything } from './grants.ts'
 
 export interface OperationView {
   id: string
@@ -74,22 +76,25 @@ export class OperationService {
     this.#prisma = prisma
   }
 
-  async get(id: string): Promise<OperationView> {
+  /** An operation, if the caller may see it (Readers and Admins: all; Requesters: their own). */
+  async get(caller: Caller, id: string): Promise<OperationView> {
     const operation = await this.#prisma.operation.findUnique({
       where: { id },
       include: { steps: true, virtualNetwork: true },
     })
-    if (!operation) throw notFound('operation', `No operation ${id}.`)
+    if (!operation || (!seesEverything(caller) && operation.requesterOid !== caller.oid)) {
+      throw notFound('operation', `No operation ${id}.`)
+    }
     return operationView(operation)
   }
 
   /** The operation once it has finished, or as it stands after `seconds`. */
-  async waitFor(id: string, seconds: number, signal?: AbortSignal): Promise<OperationView> {
+  async waitFor(caller: Caller, id: string, seconds: number, signal?: AbortSignal): Promise<OperationView> {
     const deadline = Date.now() + seconds * 1000
-    let view = await this.get(id)
+    let view = await this.get(caller, id)
     while (!TERMINAL.has(view.state) && Date.now() < deadline && !signal?.aborted) {
       await sleep(Math.min(200, Math.max(0, deadline - Date.now())))
-      view = await this.get(id)
+      view = await this.get(caller, id)
     }
     return view
   }

@@ -1,5 +1,6 @@
 import type { PrismaClient } from '../db/client.ts'
 import type { AppIdentity } from '../ms-auth/token-broker.ts'
+import type { AuditService, Caller } from './audit.ts'
 import { ProblemError } from './errors.ts'
 
 export interface ManagementTenantInput {
@@ -45,12 +46,18 @@ export function notFound(what: string, detail: string): ProblemError {
 /** Which tenants the broker serves and with which credentials (by reference): the registry admins manage. */
 export class TenantRegistryService {
   readonly #prisma: PrismaClient
+  readonly #audit: AuditService
 
-  constructor(prisma: PrismaClient) {
+  constructor(prisma: PrismaClient, audit: AuditService) {
     this.#prisma = prisma
+    this.#audit = audit
   }
 
-  async putManagementTenant(tenantId: string, input: ManagementTenantInput): Promise<ManagementTenantView> {
+  async putManagementTenant(
+    actor: Caller,
+    tenantId: string,
+    input: ManagementTenantInput,
+  ): Promise<ManagementTenantView> {
     const manager = lower(input.networkManagerId)
     const strayPool = input.poolIds.find((id) => !lower(id).startsWith(`${manager}/ipampools/`))
     if (strayPool) {
@@ -66,10 +73,17 @@ export class TenantRegistryService {
       networkManagerId: input.networkManagerId,
       poolIds: [...new Set(input.poolIds)],
     }
-    const row = await this.#prisma.managementTenant.upsert({
-      where: { tenantId: lower(tenantId) },
-      create: { tenantId: lower(tenantId), ...data },
-      update: data,
+    const row = await this.#prisma.$transaction(async (tx) => {
+      const saved = await tx.managementTenant.upsert({
+        where: { tenantId: lower(tenantId) },
+        create: { tenantId: lower(tenantId), ...data },
+        update: data,
+      })
+      await this.#audit.record(
+        { actor, action: 'tenant.management.put', target: saved.tenantId, requestId: actor.requestId, detail: data },
+        tx,
+      )
+      return saved
     })
     return managementView(row)
   }
@@ -85,7 +99,7 @@ export class TenantRegistryService {
     return managementView(row)
   }
 
-  async putManagedTenant(tenantId: string, input: ManagedTenantInput): Promise<ManagedTenantView> {
+  async putManagedTenant(actor: Caller, tenantId: string, input: ManagedTenantInput): Promise<ManagedTenantView> {
     const tenant = lower(tenantId)
     if (tenant === lower(input.managementTenantId)) {
       throw new ProblemError(
@@ -145,6 +159,16 @@ export class TenantRegistryService {
         data: subscriptionIds.map((subscriptionId) => ({ subscriptionId, managedTenantId: managed.id })),
         skipDuplicates: true,
       })
+      await this.#audit.record(
+        {
+          actor,
+          action: 'tenant.managed.put',
+          target: tenant,
+          requestId: actor.requestId,
+          detail: { ...input, managementTenantId: lower(input.managementTenantId), subscriptionIds },
+        },
+        tx,
+      )
       return this.#managedView(tx, tenant)
     })
   }

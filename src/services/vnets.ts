@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto'
 import { Prisma } from '../db/generated/client.ts'
 import type { PrismaClient, TransactionClient } from '../db/client.ts'
 import type { ArmClientFactory } from '../ms-auth/arm-clients.ts'
-import type { Principal } from '../ms-auth/caller-identity.ts'
+import type { AuditService, Caller } from './audit.ts'
 import { ProblemError } from './errors.ts'
+import { type GrantService, seesEverything } from './grants.ts'
 import type { LedgerService } from './ledger.ts'
 import { operationView, type OperationView } from './operations.ts'
 import { notFound, type DeploymentTarget, type TenantRegistryService } from './tenant-registry.ts'
@@ -85,6 +86,8 @@ export class VnetService {
   readonly #ledger: LedgerService
   readonly #queue: OperationQueue
   readonly #arm: ArmClientFactory
+  readonly #grants: GrantService
+  readonly #audit: AuditService
 
   constructor(deps: {
     prisma: PrismaClient
@@ -92,15 +95,19 @@ export class VnetService {
     ledger: LedgerService
     queue: OperationQueue
     arm: ArmClientFactory
+    grants: GrantService
+    audit: AuditService
   }) {
     this.#prisma = deps.prisma
     this.#registry = deps.registry
     this.#ledger = deps.ledger
     this.#queue = deps.queue
     this.#arm = deps.arm
+    this.#grants = deps.grants
+    this.#audit = deps.audit
   }
 
-  async deploy(caller: Principal, input: DeployRequest, idempotencyKey?: string): Promise<Submitted> {
+  async deploy(caller: Caller, input: DeployRequest, idempotencyKey?: string): Promise<Submitted> {
     const target = await this.#registry.targetFor(input.subscriptionId)
     const ipamAllocations = resolvePools(target, input.ipamAllocations)
     const subnets = (input.subnets ?? []).map((subnet) => ({
@@ -127,7 +134,7 @@ export class VnetService {
     return this.#submit(caller, 'deploy', target, request, idempotencyKey)
   }
 
-  async associate(caller: Principal, input: AssociateRequest, idempotencyKey?: string): Promise<Submitted> {
+  async associate(caller: Caller, input: AssociateRequest, idempotencyKey?: string): Promise<Submitted> {
     const target = await this.#registry.targetFor(input.subscriptionId)
     const request = {
       subscriptionId: input.subscriptionId.toLowerCase(),
@@ -143,7 +150,7 @@ export class VnetService {
   }
 
   async #submit(
-    caller: Principal,
+    caller: Caller,
     kind: 'deploy' | 'associate',
     target: DeploymentTarget,
     request: {
@@ -158,12 +165,16 @@ export class VnetService {
     },
     idempotencyKey: string | undefined,
   ): Promise<Submitted> {
+    const resourceId = vnetResourceId(request.subscriptionId, request.resourceGroup, request.name)
+    await this.#grants.authorize(caller, `vnet.${kind}`, resourceId, {
+      subscriptionId: request.subscriptionId,
+      allocations: request.ipamAllocations,
+    })
     const requestHash = createHash('sha256')
       .update(canonicalJson({ kind, ...request }))
       .digest('hex')
     const replay = await this.#replay(caller, idempotencyKey, requestHash)
     if (replay) return replay
-    const resourceId = vnetResourceId(request.subscriptionId, request.resourceGroup, request.name)
     try {
       const operationId = await this.#prisma.$transaction(async (tx) => {
         await lockVnet(tx, resourceId)
@@ -228,7 +239,28 @@ export class VnetService {
     }
   }
 
-  async remove(caller: Principal, id: string, mode: RemovalMode, idempotencyKey?: string): Promise<Submitted> {
+  async remove(caller: Caller, id: string, mode: RemovalMode, idempotencyKey?: string): Promise<Submitted> {
+    const record = await this.#prisma.virtualNetwork.findUnique({ where: { id } })
+    if (!record || !this.#visible(caller, record)) throw notFound('vnet', `No VNet record ${id}.`)
+    const own = record.requesterOid === caller.oid
+    const allowed = own || (await this.#grants.coversSubscription(caller, record.subscriptionId))
+    await this.#audit.record({
+      actor: caller,
+      action: `vnet.${mode}`,
+      decision: allowed ? 'allowed' : 'denied',
+      reason: own ? 'requested it' : allowed ? 'grant on the subscription' : 'no grant on the subscription',
+      target: record.resourceId,
+      requestId: caller.requestId,
+    })
+    if (!allowed) {
+      throw new ProblemError(
+        403,
+        'grant-required',
+        'No grant covers this request',
+        `Caller ${caller.oid} did not request ${record.resourceId} and holds no grant on subscription ${record.subscriptionId}.`,
+        { missingGrant: { subscriptionId: record.subscriptionId } },
+      )
+    }
     const requestHash = createHash('sha256')
       .update(canonicalJson({ kind: mode, virtualNetworkId: id }))
       .digest('hex')
@@ -278,9 +310,10 @@ export class VnetService {
     }
   }
 
-  async list(filter: { subscriptionId?: string; state?: string; limit: number }) {
+  async list(caller: Caller, filter: { subscriptionId?: string; state?: string; limit: number }) {
     const rows = await this.#prisma.virtualNetwork.findMany({
       where: {
+        ...(!seesEverything(caller) && { requesterOid: caller.oid }),
         ...(filter.subscriptionId && { subscriptionId: filter.subscriptionId.toLowerCase() }),
         ...(filter.state && { state: filter.state as never }),
       },
@@ -292,9 +325,9 @@ export class VnetService {
   }
 
   /** The broker's record, beside what ARM says about the VNet now. */
-  async get(id: string) {
+  async get(caller: Caller, id: string) {
     const row = await this.#prisma.virtualNetwork.findUnique({ where: { id }, include: VNET_INCLUDE })
-    if (!row) throw notFound('vnet', `No VNet record ${id}.`)
+    if (!row || !this.#visible(caller, row)) throw notFound('vnet', `No VNet record ${id}.`)
     return { ...vnetView(row), live: await this.#live(row) }
   }
 
@@ -328,8 +361,13 @@ export class VnetService {
     }
   }
 
+  /** Readers and Admins see every record; a Requester sees what it asked for. */
+  #visible(caller: Caller, record: { requesterOid: string }): boolean {
+    return seesEverything(caller) || record.requesterOid === caller.oid
+  }
+
   async #replay(
-    caller: Principal,
+    caller: Caller,
     idempotencyKey: string | undefined,
     requestHash: string,
   ): Promise<Submitted | undefined> {

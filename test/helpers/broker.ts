@@ -80,11 +80,12 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     tokens.set(role, token)
     return { token, request: supertest.agent(app.server).auth(token, { type: 'bearer' }) }
   }
-  // The demo registry, through the API as an admin would.
+  // The demo registry and grants, through the API as an admin would.
   const { request: admin } = await as('Admin')
-  const { management, managed } = azure.registrations
-  await admin.put(`/v1/tenants/management/${management.tenantId}`).send(management.body).expect(200)
-  for (const tenant of managed) await admin.put(`/v1/tenants/managed/${tenant.tenantId}`).send(tenant.body).expect(200)
+  await azure.register(async (method, url, body) => {
+    const response = await admin[method === 'GET' ? 'get' : method === 'PUT' ? 'put' : 'post'](url).send(body as object)
+    return { status: response.status, body: response.body as unknown }
+  })
   return {
     app,
     prisma,

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
+import { callerOf } from '../../../plugins/authentication.ts'
 import type { OperationService } from '../../../services/operations.ts'
 import { GuidSchema } from '../schemas.ts'
 
@@ -77,7 +78,7 @@ const operationRoutes: FastifyPluginAsyncTypebox<OperationRoutesOptions> = async
   app.get(
     '/v1/operations/:id',
     {
-      preHandler: app.requireRole('Requester', 'Reader'),
+      onRequest: app.requireRole('Requester', 'Reader'),
       schema: {
         tags: ['operations'],
         operationId: 'getOperation',
@@ -97,8 +98,8 @@ const operationRoutes: FastifyPluginAsyncTypebox<OperationRoutesOptions> = async
     async (request, reply) => {
       const seconds = Math.min(request.query.wait ?? 0, waitMaxSeconds)
       return seconds > 0
-        ? operations.waitFor(request.params.id, seconds, closedSignal(reply.raw))
-        : operations.get(request.params.id)
+        ? operations.waitFor(callerOf(request), request.params.id, seconds, closedSignal(reply.raw))
+        : operations.get(callerOf(request), request.params.id)
     },
   )
 }

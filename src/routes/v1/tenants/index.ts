@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { type Static, Type } from 'typebox'
+import { callerOf } from '../../../plugins/authentication.ts'
 import type { PreflightService } from '../../../services/preflight.ts'
 import type { TenantRegistryService } from '../../../services/tenant-registry.ts'
 import { GuidSchema, NetworkManagerIdSchema, PoolIdSchema, ResourceGroupSchema } from '../schemas.ts'
@@ -110,7 +111,7 @@ const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = async (app,
   app.get(
     '/v1/tenants',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags: ['tenants'],
         operationId: 'listTenants',
@@ -125,7 +126,7 @@ const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = async (app,
   app.put(
     '/v1/tenants/management/:tenantId',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags: ['tenants'],
         operationId: 'putManagementTenant',
@@ -137,13 +138,17 @@ const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = async (app,
       },
     },
     async (request) =>
-      registry.putManagementTenant(request.params.tenantId, request.body as Static<typeof ManagementTenantInputSchema>),
+      registry.putManagementTenant(
+        callerOf(request),
+        request.params.tenantId,
+        request.body as Static<typeof ManagementTenantInputSchema>,
+      ),
   )
 
   app.get(
     '/v1/tenants/management/:tenantId',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags: ['tenants'],
         operationId: 'getManagementTenant',
@@ -158,7 +163,7 @@ const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = async (app,
   app.put(
     '/v1/tenants/managed/:tenantId',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags: ['tenants'],
         operationId: 'putManagedTenant',
@@ -171,13 +176,17 @@ const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = async (app,
       },
     },
     async (request) =>
-      registry.putManagedTenant(request.params.tenantId, request.body as Static<typeof ManagedTenantInputSchema>),
+      registry.putManagedTenant(
+        callerOf(request),
+        request.params.tenantId,
+        request.body as Static<typeof ManagedTenantInputSchema>,
+      ),
   )
 
   app.get(
     '/v1/tenants/managed/:tenantId',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags: ['tenants'],
         operationId: 'getManagedTenant',
@@ -192,7 +201,7 @@ const tenantRoutes: FastifyPluginAsyncTypebox<TenantRoutesOptions> = async (app,
   app.post(
     '/v1/tenants/managed/:tenantId/preflight',
     {
-      preHandler: admin,
+      onRequest: admin,
       schema: {
         tags: ['tenants'],
         operationId: 'preflightManagedTenant',

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { callerOf } from '../../../plugins/authentication.ts'
 import { type Static, Type } from 'typebox'
 import { OperationService, type OperationView } from '../../../services/operations.ts'
 import type { IpamAllocationRequest, Submitted, VnetService } from '../../../services/vnets.ts'
@@ -164,11 +165,16 @@ export interface VnetRoutesOptions {
 
 const vnetRoutes: FastifyPluginAsyncTypebox<VnetRoutesOptions> = async (app, { vnets, operations, waitMaxSeconds }) => {
   /** 202 + Location while the operation runs; 200 once it has finished (within `?wait=`). */
-  async function answer(reply: FastifyReply, submitted: Submitted, waitSeconds: number | undefined) {
+  async function answer(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    submitted: Submitted,
+    waitSeconds: number | undefined,
+  ) {
     const seconds = Math.min(waitSeconds ?? 0, waitMaxSeconds)
     let view: OperationView = submitted.operation
     if (seconds > 0 && !OperationService.finished(view))
-      view = await operations.waitFor(view.id, seconds, closedSignal(reply.raw))
+      view = await operations.waitFor(callerOf(request), view.id, seconds, closedSignal(reply.raw))
     if (!submitted.created) reply.header('idempotent-replayed', 'true')
     return reply
       .code(OperationService.finished(view) ? 200 : 202)
@@ -187,7 +193,7 @@ const vnetRoutes: FastifyPluginAsyncTypebox<VnetRoutesOptions> = async (app, { v
   app.post(
     '/v1/vnets',
     {
-      preHandler: app.requireRole('Requester'),
+      onRequest: app.requireRole('Requester'),
       schema: {
         tags: ['vnets'],
         operationId: 'createVnet',
@@ -202,7 +208,7 @@ const vnetRoutes: FastifyPluginAsyncTypebox<VnetRoutesOptions> = async (app, { v
     async (request, reply) => {
       const body = request.body as Static<typeof VnetRequestSchema>
       const submitted = await vnets.deploy(
-        request.principal,
+        callerOf(request),
         {
           ...body,
           ipamAllocations: normaliseAllocations(body.ipamAllocations),
@@ -210,14 +216,14 @@ const vnetRoutes: FastifyPluginAsyncTypebox<VnetRoutesOptions> = async (app, { v
         },
         request.headers['idempotency-key'],
       )
-      return answer(reply, submitted, request.query.wait)
+      return answer(request, reply, submitted, request.query.wait)
     },
   )
 
   app.post(
     '/v1/vnets/associate',
     {
-      preHandler: app.requireRole('Requester'),
+      onRequest: app.requireRole('Requester'),
       schema: {
         tags: ['vnets'],
         operationId: 'associateVnet',
@@ -232,18 +238,18 @@ const vnetRoutes: FastifyPluginAsyncTypebox<VnetRoutesOptions> = async (app, { v
     async (request, reply) => {
       const body = request.body as Static<typeof VnetAssociationSchema>
       const submitted = await vnets.associate(
-        request.principal,
+        callerOf(request),
         { ...body, ipamAllocations: normaliseAllocations(body.ipamAllocations) },
         request.headers['idempotency-key'],
       )
-      return answer(reply, submitted, request.query.wait)
+      return answer(request, reply, submitted, request.query.wait)
     },
   )
 
   app.get(
     '/v1/vnets',
     {
-      preHandler: app.requireRole('Requester', 'Reader'),
+      onRequest: app.requireRole('Requester', 'Reader'),
       schema: {
         tags: ['vnets'],
         operationId: 'listVnets',
@@ -262,13 +268,13 @@ const vnetRoutes: FastifyPluginAsyncTypebox<VnetRoutesOptions> = async (app, { v
         response: { 200: Type.Ref('VnetList'), ...problems },
       },
     },
-    async (request) => ({ value: await vnets.list(request.query) }),
+    async (request) => ({ value: await vnets.list(callerOf(request), request.query) }),
   )
 
   app.get(
     '/v1/vnets/:id',
     {
-      preHandler: app.requireRole('Requester', 'Reader'),
+      onRequest: app.requireRole('Requester', 'Reader'),
       schema: {
         tags: ['vnets'],
         operationId: 'getVnet',
@@ -278,13 +284,13 @@ const vnetRoutes: FastifyPluginAsyncTypebox<VnetRoutesOptions> = async (app, { v
         response: { 200: Type.Ref('VnetWithLiveState'), ...problems, 404: Type.Ref('Problem') },
       },
     },
-    async (request) => vnets.get(request.params.id),
+    async (request) => vnets.get(callerOf(request), request.params.id),
   )
 
   app.delete(
     '/v1/vnets/:id',
     {
-      preHandler: app.requireRole('Requester'),
+      onRequest: app.requireRole('Requester'),
       schema: {
         tags: ['vnets'],
         operationId: 'removeVnet',
@@ -302,12 +308,12 @@ const vnetRoutes: FastifyPluginAsyncTypebox<VnetRoutesOptions> = async (app, { v
     },
     async (request, reply) => {
       const submitted = await vnets.remove(
-        request.principal,
+        callerOf(request),
         request.params.id,
         request.query.mode,
         request.headers['idempotency-key'],
       )
-      return answer(reply, submitted, request.query.wait)
+      return answer(request, reply, submitted, request.query.wait)
     },
   )
 }
