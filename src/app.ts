@@ -16,6 +16,7 @@ import authentication from './plugins/authentication.ts'
 import drain from './plugins/drain.ts'
 import problemDetails, { ProblemSchema } from './plugins/problem-details.ts'
 import requestLog, { REQUEST_ID_HEADER } from './plugins/request-log.ts'
+import security from './plugins/security.ts'
 import healthRoutes from './routes/health/index.ts'
 import auditRoutes, { AUDIT_SCHEMAS } from './routes/v1/audit/index.ts'
 import grantRoutes, { GRANT_SCHEMAS } from './routes/v1/grants/index.ts'
@@ -39,6 +40,21 @@ export interface AppDependencies {
   migrations: readonly string[]
   /** Azure and the job queue; without them only the health routes exist (tests of the foundation). */
   azure?: AzureDependencies
+  http?: Partial<HttpLimits>
+}
+
+export interface HttpLimits {
+  bodyLimitBytes: number
+  maxHeaderBytes: number
+  rateLimitPerMinute: number
+  corsOrigins: readonly string[]
+}
+
+const DEFAULT_LIMITS: HttpLimits = {
+  bodyLimitBytes: 64 * 1024,
+  maxHeaderBytes: 16 * 1024,
+  rateLimitPerMinute: 600,
+  corsOrigins: [],
 }
 
 export interface AzureDependencies {
@@ -62,7 +78,8 @@ const CALLER_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 export const API_VERSION = '0.1.0'
 
 /** Builds the whole service from its dependencies; src/server.ts and the tests build the same app. */
-export async function buildApp({ logger, prisma, migrations, azure }: AppDependencies) {
+export async function buildApp({ logger, prisma, migrations, azure, http }: AppDependencies) {
+  const limits = { ...DEFAULT_LIMITS, ...http }
   const app = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
@@ -71,7 +88,8 @@ export async function buildApp({ logger, prisma, migrations, azure }: AppDepende
       const given = req.headers[REQUEST_ID_HEADER]
       return typeof given === 'string' && CALLER_REQUEST_ID.test(given) ? given : randomUUID()
     },
-    bodyLimit: 64 * 1024,
+    bodyLimit: limits.bodyLimitBytes,
+    http: { maxHeaderSize: limits.maxHeaderBytes },
     // Unknown properties are refused (additionalProperties: false), never silently dropped.
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>()
@@ -107,6 +125,7 @@ export async function buildApp({ logger, prisma, migrations, azure }: AppDepende
   await app.register(problemDetails)
   await app.register(requestLog)
   await app.register(drain)
+  await app.register(security, { rateLimitPerMinute: limits.rateLimitPerMinute, corsOrigins: limits.corsOrigins })
 
   await app.register(healthRoutes, { health: new HealthService(prisma, migrations) })
   if (azure) await registerBroker(app, prisma, logger, azure)

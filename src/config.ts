@@ -127,6 +127,30 @@ export const ConfigSchema = Type.Object({
     pattern: '^[a-z_][a-z0-9_]{0,62}$',
     description: 'Postgres schema of the job queue (pg-boss).',
   }),
+  RATE_LIMIT_PER_MINUTE: Type.Integer({
+    default: 600,
+    minimum: 1,
+    maximum: 1_000_000,
+    description: 'Requests per minute per caller (per token object id; per address before authentication).',
+  }),
+  CORS_ORIGINS: Type.Optional(
+    Type.String({
+      pattern: '^https?://[^,\\s]+(,https?://[^,\\s]+)*$',
+      description: 'Browser origins allowed to call the API, comma-separated. Unset: no CORS headers at all.',
+    }),
+  ),
+  BODY_LIMIT_BYTES: Type.Integer({
+    default: 65536,
+    minimum: 1024,
+    maximum: 10_485_760,
+    description: 'Largest request body accepted (413 beyond).',
+  }),
+  MAX_HEADER_BYTES: Type.Integer({
+    default: 16384,
+    minimum: 4096,
+    maximum: 65536,
+    description: 'Largest request header section accepted (431 beyond).',
+  }),
   WAIT_MAX_SECONDS: Type.Integer({
     default: 60,
     minimum: 0,

@@ -57,6 +57,12 @@ try {
     logger: log,
     prisma,
     migrations: await migrationNames(),
+    http: {
+      bodyLimitBytes: config.BODY_LIMIT_BYTES,
+      maxHeaderBytes: config.MAX_HEADER_BYTES,
+      rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
+      corsOrigins: config.CORS_ORIGINS?.split(',') ?? [],
+    },
     azure: {
       endpoints: azure.endpoints,
       keyVaultCredential: azure.keyVaultCredential,

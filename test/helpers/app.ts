@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream'
 import { pino } from 'pino'
-import { buildApp, type App } from '../../src/app.ts'
+import { type AppDependencies, buildApp, type App } from '../../src/app.ts'
 import { createPrismaClient, type PrismaClient } from '../../src/db/client.ts'
 import { migrationNames } from '../../src/db/migrate.ts'
 import { loggerOptions } from '../../src/logger.ts'
@@ -19,11 +19,13 @@ export interface TestAppOptions {
   databaseUrl?: string
   /** Extra routes a test needs, added before the app is ready. */
   extraRoutes?: (app: App) => void
+  http?: AppDependencies['http']
 }
 
 export async function buildTestApp({
   databaseUrl = testDatabaseUrl(),
   extraRoutes,
+  http,
 }: TestAppOptions = {}): Promise<TestApp> {
   const logs: Record<string, unknown>[] = []
   const sink = new Writable({
@@ -34,7 +36,7 @@ export async function buildTestApp({
   })
   const logger = pino(loggerOptions('info'), sink)
   const prisma = createPrismaClient({ connectionString: databaseUrl, poolMax: 2 })
-  const app = await buildApp({ logger, prisma, migrations: await migrationNames() })
+  const app = await buildApp({ logger, prisma, migrations: await migrationNames(), ...(http && { http }) })
   extraRoutes?.(app)
   await app.ready()
   return {

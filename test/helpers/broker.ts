@@ -3,7 +3,7 @@ import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import supertest from 'supertest'
 import { type DemoAzure, type DemoRole, startDemoAzure } from '../../emulator/demo-broker.ts'
-import { buildApp, type App } from '../../src/app.ts'
+import { type AppDependencies, buildApp, type App } from '../../src/app.ts'
 import { createPrismaClient, type PrismaClient } from '../../src/db/client.ts'
 import { JobQueue } from '../../src/db/job-queue.ts'
 import { migrationNames } from '../../src/db/migrate.ts'
@@ -31,6 +31,8 @@ export interface TestBrokerOptions {
   secretCacheSeconds?: number
   /** The job queue's schema; a fresh one per broker by default, so runs of other test files cannot interfere. */
   queueSchema?: string
+  /** HTTP limits; the rate limit is lifted by default, as tests send far more than a caller would. */
+  http?: AppDependencies['http']
 }
 
 /** The whole broker on the run's database and an in-process emulator, as `npm start` wires it. */
@@ -57,6 +59,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     logger,
     prisma,
     migrations: await migrationNames(),
+    http: { rateLimitPerMinute: 1_000_000, ...options.http },
     azure: {
       endpoints,
       keyVaultCredential: azure.keyVaultCredential,
