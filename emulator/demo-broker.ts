@@ -1,9 +1,10 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { ClientSecretCredential } from '@azure/identity'
 import { trustCa } from './common/tls.ts'
 import { DEMO_SEED, type Emulator, startEmulator } from './index.ts'
 import { readSeed } from './seed.ts'
+import { saveSnapshot } from './snapshot.ts'
 
 // The demo topology as ipam-broker sees it: the emulator started in-process (`npm start` with
 // AZURE_CLOUD=emulator), the broker's own identity to its Key Vault, the caller tokens of the demo
@@ -32,6 +33,11 @@ export const DEMO_CALLERS = {
 } as const
 
 export type DemoRole = keyof typeof DEMO_CALLERS
+
+/** Where a running demo emulator says where it listens, beside its state file. */
+export function endpointFile(stateFile: string): string {
+  return path.join(path.dirname(stateFile), 'endpoint.json')
+}
 
 const pool = (name: string) => `${DEMO_IDS.networkManagerId}/ipamPools/${name}`
 
@@ -74,6 +80,12 @@ export async function startDemoAzure({
     ...(stateFile && { snapshotFile: stateFile }),
   })
   trustCa(emulator.ca)
+  if (stateFile) {
+    // `npm run token` finds the running emulator and the demo apps' credentials here (files mode 0600).
+    await saveSnapshot(emulator.state, stateFile)
+    const endpoint = { url: emulator.url, caFile: emulator.caFile }
+    await writeFile(endpointFile(stateFile), JSON.stringify(endpoint), { mode: 0o600 })
+  }
   const secretOf = (appId: string) => {
     const secret = emulator.state.applications.get(appId)?.passwords[0]?.secretText
     if (!secret) throw new Error(`the demo seed has no password for ${appId}`)

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -10,7 +11,15 @@ import { databaseName, withDatabase } from '../src/db/databases.ts'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { migrationNames } from '../src/db/migrate.ts'
 import { query, scratchDatabase } from './helpers/database.ts'
-import { cleanEnv, freePort, httpStatus, type RunningServer, spawnServer, waitFor } from './helpers/process.ts'
+import {
+  cleanEnv,
+  freePort,
+  httpStatus,
+  PROJECT_ROOT,
+  type RunningServer,
+  spawnServer,
+  waitFor,
+} from './helpers/process.ts'
 
 // The broker as users run it: a real process, started by `npm start` or by node, stopped by a signal.
 
@@ -127,6 +136,72 @@ describe('the broker process', () => {
       await assert.rejects(query(databaseUrl, 'SELECT 1'), /ECONNREFUSED/)
     } finally {
       server.child.kill('SIGKILL')
+    }
+  })
+
+  it('npm start prints a token and a request that deploys a VNet; npm run token gives fresh tokens per role', async () => {
+    const dataDir = path.join(workDir, 'postgres-demo')
+    const stateFile = path.join(workDir, 'emulator-demo', 'state.json')
+    const port = await freePort()
+    const env = cleanEnv({ PORT: String(port), EMBEDDED_POSTGRES_DIR: dataDir, EMULATOR_STATE_FILE: stateFile })
+    const server = spawnServer('npm', env)
+    try {
+      const baseUrl = `http://127.0.0.1:${port}`
+      await waitUntilReady(server, baseUrl)
+      const printed = await waitFor('the demo banner', () => {
+        const token = /export TOKEN=(\S+)/.exec(server.output())?.[1]
+        const body = /-d '(\{.*\})'/.exec(server.output())?.[1]
+        return token && body ? { token, body } : undefined
+      })
+      // The printed request, as a user would paste it.
+      const response = await fetch(`${baseUrl}/v1/vnets?wait=30`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${printed.token}`, 'content-type': 'application/json' },
+        body: printed.body,
+      })
+      const operation = (await response.json()) as { state: string; result: { addressPrefixes: string[] } }
+      assert.equal(response.status, 200, JSON.stringify(operation))
+      assert.equal(operation.state, 'succeeded')
+      assert.equal(operation.result.addressPrefixes.length, 1)
+
+      for (const [role, status] of [
+        ['Reader', 200],
+        ['Requester', 200],
+        ['Admin', 200],
+      ] as const) {
+        const run = spawnSync('npm', ['run', '-s', 'token', '--', '--role', role], {
+          cwd: PROJECT_ROOT,
+          env,
+          encoding: 'utf8',
+        })
+        assert.equal(run.status, 0, run.stderr)
+        const token = run.stdout.trim().split('\n').at(-1)!
+        const list = await fetch(`${baseUrl}/v1/vnets`, { headers: { authorization: `Bearer ${token}` } })
+        assert.equal(list.status, status, `${role}: ${await list.text()}`)
+        assert.match(run.stderr, new RegExp(`${role} token from https://localhost:`))
+      }
+      const reader = spawnSync('npm', ['run', '-s', 'token', '--', '--role', 'Reader'], {
+        cwd: PROJECT_ROOT,
+        env,
+        encoding: 'utf8',
+      })
+      const readerToken = reader.stdout.trim().split('\n').at(-1)!
+      const denied = await fetch(`${baseUrl}/v1/vnets`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${readerToken}`, 'content-type': 'application/json' },
+        body: printed.body,
+      })
+      assert.equal(denied.status, 403, 'a Reader may not request')
+      const wrong = spawnSync('npm', ['run', '-s', 'token', '--', '--role', 'Owner'], {
+        cwd: PROJECT_ROOT,
+        env,
+        encoding: 'utf8',
+      })
+      assert.equal(wrong.status, 2)
+      assert.match(wrong.stderr, /--role must be one of Requester, Reader, Admin/)
+    } finally {
+      server.child.kill('SIGTERM')
+      await server.exited
     }
   })
 
