@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import Fastify, { type FastifyInstance, LogController, type RawServerDefault } from 'fastify'
 import type { IncomingMessage, ServerResponse } from 'node:http'
@@ -103,6 +104,7 @@ export async function buildApp({ logger, prisma, migrations, azure, http }: AppD
         description:
           'Cross-tenant VNet deployments on Azure Virtual Network Manager IPAM pools, with a durable allocation ledger.',
       },
+      servers: [{ url: '/', description: 'This broker' }],
       components: {
         securitySchemes: {
           entra: {
@@ -121,6 +123,8 @@ export async function buildApp({ logger, prisma, migrations, azure, http }: AppD
         typeof json['$id'] === 'string' ? json['$id'] : `def-${i}`,
     },
   })
+  // Swagger UI for people; the document itself at /docs/json.
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true })
   app.addSchema(ProblemSchema)
   await app.register(problemDetails)
   await app.register(requestLog)

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict'
 import { readFile } from 'node:fs/promises'
 import { describe, it } from 'node:test'
+import supertest from 'supertest'
 import { generateOpenApi, OPENAPI_FILE } from '../scripts/openapi.ts'
+import { buildTestApp } from './helpers/app.ts'
 
 describe('OpenAPI document', () => {
   it('openapi/openapi.json is what the route schemas generate (run npm run openapi after changing a route)', async () => {
@@ -21,5 +23,19 @@ describe('OpenAPI document', () => {
       }
     }
     assert.ok(document.components.schemas['Problem'])
+  })
+
+  it('serves Swagger UI at /docs and the document at /docs/json', async () => {
+    const test = await buildTestApp()
+    try {
+      const ui = await supertest(test.app.server).get('/docs/').redirects(1)
+      assert.equal(ui.status, 200)
+      assert.match(ui.headers['content-type'] as string, /text\/html/)
+      assert.match(ui.text, /swagger-ui/i)
+      const json = await supertest(test.app.server).get('/docs/json').expect(200)
+      assert.equal((json.body as { openapi: string }).openapi, '3.1.0')
+    } finally {
+      await test.close()
+    }
   })
 })
