@@ -6,6 +6,7 @@ import { adminRoutes } from './admin/routes.ts'
 import { networkRoutes } from './arm/network.ts'
 import { armFrontDoor, armRoutes } from './arm/routes.ts'
 import { createServiceApp, RequestLog, serviceOf } from './common/pipeline.ts'
+import { recordSecret } from './common/secret-record.ts'
 import { ensureTls, generateClientCertificate, type TlsMaterial } from './common/tls.ts'
 import { entraRoutes } from './entra/routes.ts'
 import { TokenIssuer } from './entra/tokens.ts'
@@ -63,6 +64,13 @@ export async function startEmulator({
   const tls: TlsMaterial = await ensureTls(tlsDir)
   const restored = snapshotFile ? await loadSnapshot(snapshotFile) : undefined
   const state = restored ?? applySeed(seed)
+  // A restored world's secrets were made by an earlier process, perhaps before this test run.
+  for (const app of restored?.applications.values() ?? []) {
+    for (const password of app.passwords) recordSecret('app-password', password.secretText)
+  }
+  for (const vault of restored?.vaults.values() ?? []) {
+    for (const version of [...vault.secrets.values()].flat()) recordSecret('vault-secret', version.value)
+  }
   // Certificates take WebCrypto, so the seed's are made here rather than in the synchronous applySeed.
   for (const app of restored ? [] : (seed.applications ?? [])) {
     for (let i = 0; i < (app.certificates ?? 0); i++) {

@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { NetworkState } from './arm/network-state.ts'
 import { Rbac } from './arm/rbac.ts'
+import { recordSecret } from './common/secret-record.ts'
 
 // The emulator's world, in memory. Services read and change it through these records only, so a
 // snapshot or another store can stand behind the same shapes later.
@@ -137,6 +138,7 @@ export class EmulatorState {
       endDateTime: new Date(this.now().getTime() + 2 * 365 * 86_400_000),
     }
     app.passwords.push(password)
+    recordSecret('app-password', secretText)
     return password
   }
 
@@ -161,6 +163,7 @@ export class EmulatorState {
     const versions = vault.secrets.get(name) ?? []
     versions.push(version)
     vault.secrets.set(name, versions)
+    recordSecret('vault-secret', value)
     return version
   }
 }

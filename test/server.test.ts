@@ -7,6 +7,7 @@ import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import pg from 'pg'
 import { pino } from 'pino'
+import { recordSecret } from '../emulator/common/secret-record.ts'
 import { databaseName, withDatabase } from '../src/db/databases.ts'
 import { startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { migrationNames } from '../src/db/migrate.ts'
@@ -121,6 +122,7 @@ describe('the broker process', () => {
       const pgPort = server.lines.find((line) => line['msg'] === 'embedded PostgreSQL started')?.['port']
       assert.equal(typeof pgPort, 'number')
       const password = (await readFile(`${dataDir}.password`, 'utf8')).trim()
+      recordSecret('database-password', password)
       const databaseUrl = `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${String(pgPort)}/ipam_broker`
       const applied = await query<{ migration_name: string }>(
         databaseUrl,

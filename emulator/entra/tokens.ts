@@ -9,6 +9,7 @@ import {
   errors as joseErrors,
   decodeProtectedHeader,
 } from 'jose'
+import { recordSecret } from '../common/secret-record.ts'
 import type { EmulatorState } from '../state.ts'
 
 export const TOKEN_LIFETIME_SECONDS = 3599
@@ -68,12 +69,14 @@ export class TokenIssuer {
 
   async sign(claims: Omit<AccessTokenClaims, 'iat' | 'nbf' | 'exp'>): Promise<string> {
     const now = Math.floor(this.state.now().getTime() / 1000)
-    return new SignJWT({ ...claims, uti: randomUUID().replaceAll('-', '') })
+    const token = await new SignJWT({ ...claims, uti: randomUUID().replaceAll('-', '') })
       .setProtectedHeader({ alg: 'RS256', typ: 'JWT', kid: this.kid })
       .setIssuedAt(now)
       .setNotBefore(now - 300)
       .setExpirationTime(now + TOKEN_LIFETIME_SECONDS)
       .sign(this.privateKey)
+    recordSecret('access-token', token)
+    return token
   }
 
   /** Signature (RS256, our key), lifetime on the emulator's clock, and one of the audiences. */

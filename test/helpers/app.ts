@@ -1,10 +1,10 @@
-import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import { type AppDependencies, buildApp, type App } from '../../src/app.ts'
 import { createPrismaClient, type PrismaClient } from '../../src/db/client.ts'
 import { migrationNames } from '../../src/db/migrate.ts'
 import { loggerOptions } from '../../src/logger.ts'
 import { testDatabaseUrl } from './database.ts'
+import { capturedLog } from './run-logs.ts'
 
 export interface TestApp {
   app: App
@@ -27,14 +27,8 @@ export async function buildTestApp({
   extraRoutes,
   http,
 }: TestAppOptions = {}): Promise<TestApp> {
-  const logs: Record<string, unknown>[] = []
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>)
-      done()
-    },
-  })
-  const logger = pino(loggerOptions('info'), sink)
+  const { logs, stream } = capturedLog('app')
+  const logger = pino(loggerOptions('info'), stream)
   const prisma = createPrismaClient({ connectionString: databaseUrl, poolMax: 2 })
   const app = await buildApp({ logger, prisma, migrations: await migrationNames(), ...(http && { http }) })
   extraRoutes?.(app)

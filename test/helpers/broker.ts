@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { Writable } from 'node:stream'
 import { pino } from 'pino'
 import supertest from 'supertest'
 import { type DemoAzure, type DemoRole, startDemoAzure } from '../../emulator/demo-broker.ts'
@@ -11,6 +10,7 @@ import { localEndpoints } from '../../src/ms-auth/azure-cloud.ts'
 import { CallerAuthenticator } from '../../src/ms-auth/caller-identity.ts'
 import { loggerOptions } from '../../src/logger.ts'
 import { testDatabaseUrl } from './database.ts'
+import { capturedLog } from './run-logs.ts'
 
 export interface TestBroker {
   app: App
@@ -38,14 +38,8 @@ export interface TestBrokerOptions {
 /** The whole broker on the run's database and an in-process emulator, as `npm start` wires it. */
 export async function startTestBroker(options: TestBrokerOptions = {}): Promise<TestBroker> {
   const azure = options.azure ?? (await startDemoAzure())
-  const logs: Record<string, unknown>[] = []
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n')) if (line) logs.push(JSON.parse(line) as Record<string, unknown>)
-      done()
-    },
-  })
-  const logger = pino(loggerOptions('info'), sink)
+  const { logs, stream } = capturedLog('broker')
+  const logger = pino(loggerOptions('info'), stream)
   const databaseUrl = testDatabaseUrl()
   const prisma = createPrismaClient({ connectionString: databaseUrl, poolMax: 8 })
   const queue = await JobQueue.start({

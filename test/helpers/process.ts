@@ -3,6 +3,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { keepChildOutput } from './run-logs.ts'
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 
@@ -28,7 +29,10 @@ export async function freePort(): Promise<number> {
 // Brokers started by tests keep their emulated Azure here, never in the developer's .data folder.
 const TEST_EMULATOR_STATE = path.join(tmpdir(), `ipam-broker-test-emulator-${process.pid}.json`)
 
-/** The environment a user's shell would have: none of the test run's own database settings. */
+/**
+ * The environment a user's shell would have: none of the test run's own database settings. The run's
+ * folder (IPAM_TEST_RUN_DIR) stays, so that the emulator in an `npm start` broker records what it issues.
+ */
 export function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { EMULATOR_STATE_FILE: TEST_EMULATOR_STATE, ...process.env, ...extra }
   for (const name of ['DATABASE_URL', 'TEST_DATABASE_URL', 'IPAM_TEST_DATABASE_URL', 'NODE_TEST_CONTEXT']) {
@@ -44,6 +48,7 @@ export function spawnServer(command: 'npm' | 'node', env: NodeJS.ProcessEnv): Ru
   const child = spawn(file, args, { cwd: PROJECT_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
   const lines: Record<string, unknown>[] = []
   let text = ''
+  keepChildOutput(child)
   const collect = (chunk: Buffer) => {
     text += chunk.toString()
     for (const line of chunk.toString().split('\n').filter(Boolean)) {

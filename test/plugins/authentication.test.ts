@@ -11,6 +11,7 @@ import {
   UnsecuredJWT,
 } from 'jose'
 import supertest from 'supertest'
+import { recordSecret } from '../../emulator/common/secret-record.ts'
 import { DEMO_CALLERS, DEMO_IDS } from '../../emulator/demo-broker.ts'
 import { startTestBroker, type TestBroker } from '../helpers/broker.ts'
 import { credential } from '../helpers/emulator.ts'
@@ -92,6 +93,9 @@ describe('authentication through the HTTP stack (Entra tokens, RFC 9457, RFC 675
     const hs256 = await new SignJWT(claims)
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT', kid })
       .sign(Buffer.from(publicPem))
+
+    // Not the emulator's: recorded here, so that the run's leak scan looks for them in the logs as well.
+    for (const forged of [wrongIssuer, unsigned, hs256]) recordSecret('forged-token', forged)
 
     rejected.push(
       { name: 'no token', authorization: undefined, reason: 'missing-token' },
