@@ -15,7 +15,14 @@ import { CredentialStore } from './ms-auth/credential-store.ts'
 import { TokenBroker } from './ms-auth/token-broker.ts'
 import authentication from './plugins/authentication.ts'
 import drain from './plugins/drain.ts'
-import problemDetails, { ProblemSchema } from './plugins/problem-details.ts'
+import problemDetails, {
+  clientError,
+  expectationFailed,
+  frameworkError,
+  ProblemSchema,
+  refuseConnect,
+} from './plugins/problem-details.ts'
+import { ProblemError } from './services/errors.ts'
 import requestLog, { REQUEST_ID_HEADER } from './plugins/request-log.ts'
 import security from './plugins/security.ts'
 import healthRoutes from './routes/health/index.ts'
@@ -89,11 +96,28 @@ export async function buildApp({ logger, prisma, migrations, azure, http }: AppD
       const given = req.headers[REQUEST_ID_HEADER]
       return typeof given === 'string' && CALLER_REQUEST_ID.test(given) ? given : randomUUID()
     },
+    // Rejections before routing, and requests the HTTP parser refuses, answer in problem details too.
+    frameworkErrors: frameworkError,
+    clientErrorHandler: clientError,
     bodyLimit: limits.bodyLimitBytes,
-    http: { maxHeaderSize: limits.maxHeaderBytes },
+    http: { maxHeaderSize: limits.maxHeaderBytes, requireHostHeader: false },
     // Unknown properties are refused (additionalProperties: false), never silently dropped.
     ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.server.on('checkExpectation', expectationFailed)
+  app.server.on('connect', refuseConnect)
+  // HTTP/1.1 without Host: Node would answer a bare 400 itself; this one is problem details.
+  app.addHook('onRequest', async (request) => {
+    if (request.raw.httpVersion === '1.1' && !request.headers.host) {
+      throw new ProblemError(
+        400,
+        'host-required',
+        'Host header required',
+        'HTTP/1.1 requests must carry a Host header.',
+      )
+    }
+  })
 
   await app.register(swagger, {
     openapi: {

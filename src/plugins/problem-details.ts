@@ -1,6 +1,7 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { STATUS_CODES } from 'node:http'
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { Type, type Static } from 'typebox'
 import { ProblemError } from '../services/errors.ts'
 
@@ -67,6 +68,25 @@ function pointer(issue: ValidationIssue): string {
   return typeof property === 'string' ? `${base}/${property.replaceAll('~', '~0').replaceAll('/', '~1')}` : base || '/'
 }
 
+/**
+ * Ajv coerces a numeric string that overflows ("1e400", four hundred nines) to ±Infinity and then skips
+ * minimum/maximum, which it checks on finite numbers only. No JSON number is infinite, so one found after
+ * validation came that way: the pointer to it, if any.
+ */
+function infinitePointer(value: unknown): string | undefined {
+  const stack: [unknown, string][] = [[value, '']]
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const [item, path] = next
+    if (typeof item === 'number' && !Number.isFinite(item)) return path
+    if (item && typeof item === 'object') {
+      for (const [key, child] of Object.entries(item)) {
+        stack.push([child, `${path}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`])
+      }
+    }
+  }
+  return undefined
+}
+
 /** One error model for every route: RFC 9457 problem details, never internals in a 5xx. */
 export default fp(
   async function problemDetails(app: FastifyInstance) {
@@ -108,6 +128,27 @@ export default fp(
       )
     })
 
+    // Out-of-range numbers Ajv let through (see infinitePointer) are refused like any other invalid value.
+    app.addHook('preHandler', async (request) => {
+      const schema = request.routeOptions.schema
+      const parts = [
+        ['params', request.params],
+        ['querystring', request.query],
+        ['body', request.body],
+      ] as const
+      for (const [context, value] of parts) {
+        const field = schema?.[context] ? infinitePointer(value) : undefined
+        if (field === undefined) continue
+        throw Object.assign(new Error(`${context}${field} must be a finite number`), {
+          statusCode: 400,
+          validationContext: context,
+          validation: [
+            { keyword: 'maximum', instancePath: field, schemaPath: '', params: {}, message: 'must be a finite number' },
+          ],
+        })
+      }
+    })
+
     app.setNotFoundHandler((request, reply) =>
       send(
         reply,
@@ -117,3 +158,76 @@ export default fp(
   },
   { name: 'problem-details' },
 )
+
+const FRAMEWORK_PROBLEMS: Record<string, { status: number; code: string; title: string; detail: string }> = {
+  FST_ERR_BAD_URL: {
+    status: 400,
+    code: 'bad-url',
+    title: 'Bad URL',
+    detail: 'The path is not valid percent-encoding.',
+  },
+  FST_ERR_MAX_PARAM_LENGTH: {
+    status: 414,
+    code: 'uri-too-long',
+    title: 'Path parameter too long',
+    detail: 'A path parameter is longer than this API accepts; check the id you sent.',
+  },
+}
+
+/**
+ * Fastify's own rejections before routing (bad percent-encoding, oversized path parameters):
+ * problem details like every other answer (the `frameworkErrors` option).
+ */
+export function frameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const known = FRAMEWORK_PROBLEMS[error.code] ?? {
+    status: 400,
+    code: 'bad-request',
+    title: 'Bad request',
+    detail: 'The request could not be routed.',
+  }
+  void send(reply, problem(request, known.status, known.code, known.title, known.detail))
+}
+
+function rawProblem(status: number, code: string, detail: string, head = false): string {
+  const title = STATUS_CODES[status] ?? 'Error'
+  const body = JSON.stringify({ type: `${PROBLEM_TYPE_BASE}${code}`, title, status, detail, instance: '/', code })
+  // A HEAD answer carries the headers of the body it would have, and no body.
+  return `HTTP/1.1 ${status} ${title}\r\nContent-Type: ${PROBLEM_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${head ? '' : body}`
+}
+
+/** Requests Node's HTTP parser refuses (the `clientErrorHandler` option): problem details written on the socket. */
+export function clientError(err: ConnectionError, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  // Node hands over the bytes it could not parse as a Buffer (Fastify types them as its JSON form).
+  const raw: unknown = err.rawPacket
+  const packet = Buffer.isBuffer(raw) ? raw : Buffer.from((raw as { data?: number[] } | undefined)?.data ?? [])
+  const head = packet.subarray(0, 5).toString('latin1') === 'HEAD '
+  const answer =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? rawProblem(408, 'request-timeout', 'The request was not received in time.', head)
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? rawProblem(431, 'headers-too-large', 'The request headers are larger than this API accepts.', head)
+        : rawProblem(400, 'malformed-request', 'The request is not valid HTTP/1.1.', head)
+  if (socket.writable) socket.write(answer)
+  socket.destroy()
+}
+
+/** An `Expect` other than 100-continue (Node's 'checkExpectation'): 417 as problem details. */
+export function expectationFailed(request: IncomingMessage, response: ServerResponse): void {
+  const body = JSON.stringify({
+    type: `${PROBLEM_TYPE_BASE}expectation-failed`,
+    title: 'Expectation Failed',
+    status: 417,
+    detail: 'Only "Expect: 100-continue" is supported.',
+    instance: (request.url ?? '/').split('?')[0],
+    code: 'expectation-failed',
+  })
+  response.writeHead(417, { 'content-type': PROBLEM_CONTENT_TYPE, 'content-length': Buffer.byteLength(body) })
+  response.end(body)
+}
+
+/** CONNECT (a proxy tunnel, which this API is not): 405 as problem details, then the socket closes. */
+export function refuseConnect(_request: IncomingMessage, socket: Duplex): void {
+  if (socket.writable) socket.write(rawProblem(405, 'method-not-allowed', 'CONNECT is not supported.'))
+  socket.destroy()
+}

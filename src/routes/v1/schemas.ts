@@ -55,12 +55,23 @@ export const SizeSchema = Type.Union(
   },
 )
 
+// Free text is stored in Postgres text and jsonb, which cannot hold U+0000 (the write fails); the other C0
+// controls, bar tab and line breaks, only ever arrive to forge log or terminal output.
+const FREE_TEXT = '^[^\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F]*$'
+
+export const DisplayNameSchema = Type.String({ minLength: 1, maxLength: 256, pattern: FREE_TEXT })
+
+export const DescriptionSchema = Type.String({ maxLength: 512, pattern: FREE_TEXT })
+
+// A record's key schema becomes patternProperties, which only constrains keys that match: without
+// additionalProperties: false, any other tag name would pass unchecked.
 export const TagsSchema = Type.Record(
-  Type.String({ minLength: 1, maxLength: 512, pattern: '^[^<>%&\\\\?/]+$' }),
-  Type.String({ maxLength: 256 }),
+  Type.String({ pattern: '^[^<>%&\\\\?/\\x00-\\x1F\\x7F]{1,512}$' }),
+  Type.String({ maxLength: 256, pattern: FREE_TEXT }),
   {
     maxProperties: 50,
-    description: 'Azure tags (at most 50)',
+    additionalProperties: false,
+    description: 'Azure tags (at most 50); names of 1-512 characters without < > % & \\ ? / or control characters',
   },
 )
 

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { type Static, Type } from 'typebox'
 import { callerOf } from '../../../plugins/authentication.ts'
 import type { GrantService } from '../../../services/grants.ts'
-import { GuidSchema, PoolIdSchema } from '../schemas.ts'
+import { DescriptionSchema, GuidSchema, PoolIdSchema } from '../schemas.ts'
 
 export const GrantInputSchema = Type.Object(
   {
@@ -21,7 +21,7 @@ export const GrantInputSchema = Type.Object(
       pattern: '^[1-9][0-9]{0,38}$',
       description: 'Largest numberOfIpAddresses per allocation, as a decimal string',
     }),
-    description: Type.Optional(Type.String({ maxLength: 512 })),
+    description: Type.Optional(DescriptionSchema),
   },
   { $id: 'GrantInput', additionalProperties: false },
 )

@@ -3,13 +3,13 @@ import { type Static, Type } from 'typebox'
 import { callerOf } from '../../../plugins/authentication.ts'
 import type { PreflightService } from '../../../services/preflight.ts'
 import type { TenantRegistryService } from '../../../services/tenant-registry.ts'
-import { GuidSchema, NetworkManagerIdSchema, PoolIdSchema, ResourceGroupSchema } from '../schemas.ts'
+import { DisplayNameSchema, GuidSchema, NetworkManagerIdSchema, PoolIdSchema, ResourceGroupSchema } from '../schemas.ts'
 
 const Timestamps = { createdAt: Type.String({ format: 'date-time' }), updatedAt: Type.String({ format: 'date-time' }) }
 
 export const ManagementTenantInputSchema = Type.Object(
   {
-    displayName: Type.String({ minLength: 1, maxLength: 256 }),
+    displayName: DisplayNameSchema,
     networkManagerId: NetworkManagerIdSchema,
     poolIds: Type.Array(PoolIdSchema, {
       maxItems: 100,
@@ -40,7 +40,7 @@ const SecretReferenceSchema = Type.Object(
 
 export const ManagedTenantInputSchema = Type.Object(
   {
-    displayName: Type.String({ minLength: 1, maxLength: 256 }),
+    displayName: DisplayNameSchema,
     managementTenantId: GuidSchema,
     appId: Type.String({ ...GuidSchema, description: 'Client id of the multi-tenant app the broker acts as' }),
     clientSecret: SecretReferenceSchema,
