@@ -74,8 +74,12 @@ describe('the seed tutorial with the Azure CLI against the emulator', () => {
 
   // Asynchronous: the emulator answers from this very process, so a blocking spawn would deadlock.
   async function az(...args: string[]): Promise<string> {
-    const shown = args.map((arg, i) =>
-      args[i - 1] === '--password' || arg.startsWith('x-ms-authorization') ? '[redacted]' : arg,
+    const shown = args.map((arg) =>
+      arg.startsWith('--password=')
+        ? '--password=[redacted]'
+        : arg.startsWith('x-ms-authorization')
+          ? '[redacted]'
+          : arg,
     )
     try {
       const { stdout } = await execFileAsync(
@@ -86,6 +90,10 @@ describe('the seed tutorial with the Azure CLI against the emulator', () => {
       return stdout.trim()
     } catch (err) {
       const { stderr = '', stdout = '' } = err as { stderr?: string; stdout?: string }
+      // The child-process error's message holds the whole command line: secrets out of it first.
+      for (const [i, arg] of args.entries()) {
+        if (shown[i] !== arg) (err as Error).message = (err as Error).message.replaceAll(arg, shown[i]!)
+      }
       throw new Error(`az ${shown.join(' ')} failed:\n${stderr}${stdout}`, { cause: err })
     }
   }
@@ -132,11 +140,11 @@ describe('the seed tutorial with the Azure CLI against the emulator', () => {
     const appSecret = password(emulator, APP)
     const adminSecret = password(emulator, ADMIN_A)
 
-    await az('login', '--service-principal', '--username', APP, '--password', appSecret, '--tenant', B)
+    await az('login', '--service-principal', '--username', APP, `--password=${appSecret}`, '--tenant', B)
     await az('ad', 'app', 'update', '--id', APP, '--set', 'signInAudience=AzureADMultipleOrgs')
     assert.equal(emulator.state.applications.get(APP)?.signInAudience, 'AzureADMultipleOrgs')
 
-    await az('login', '--service-principal', '--username', ADMIN_A, '--password', adminSecret, '--tenant', A)
+    await az('login', '--service-principal', '--username', ADMIN_A, `--password=${adminSecret}`, '--tenant', A)
     await az('ad', 'sp', 'create', '--id', APP)
     const stub = emulator.state.servicePrincipal(APP, A)
     assert.ok(stub, 'the stub service principal exists in tenant A')
@@ -172,7 +180,7 @@ describe('the seed tutorial with the Azure CLI against the emulator', () => {
       ),
     )
 
-    await az('login', '--service-principal', '--username', APP, '--password', appSecret, '--tenant', B)
+    await az('login', '--service-principal', '--username', APP, `--password=${appSecret}`, '--tenant', B)
     const auxiliary = await az(
       'account',
       'get-access-token',
