@@ -2,7 +2,6 @@ import { createHash, randomBytes, webcrypto } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import tls from 'node:tls'
 // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata polyfill.
 import 'reflect-metadata'
 import * as x509 from '@peculiar/x509'
@@ -120,9 +119,7 @@ export async function ensureTls(dir: string): Promise<TlsMaterial> {
 
 /**
  * Adds the emulator's CA to this process's default trust store, as NODE_EXTRA_CA_CERTS would at
- * start-up: the Azure SDK, MSAL and fetch then accept the emulator like any Azure endpoint.
+ * start-up (the broker's own AZURE_CA_FILE mechanism): the Azure SDK, MSAL and fetch then accept the
+ * emulator like any Azure endpoint.
  */
-export function trustCa(caPem: string): void {
-  const current = tls.getCACertificates('default')
-  if (!current.includes(caPem)) tls.setDefaultCACertificates([...current, caPem])
-}
+export { trustCaPem as trustCa } from '../../src/ms-auth/azure-cloud.ts'

@@ -2,29 +2,18 @@ import { readFile } from 'node:fs/promises'
 import { ClientSecretCredential } from '@azure/identity'
 import { DEMO_SEED, type Emulator, startEmulator } from '../../emulator/index.ts'
 import { trustCa } from '../../emulator/common/tls.ts'
+import { DEMO_CALLERS, DEMO_IDS } from '../../emulator/demo-broker.ts'
 import { parseSeed, type Seed } from '../../emulator/seed.ts'
 
-/** The demo topology's well-known ids (emulator/seeds/demo.json). */
+/** The demo topology's well-known ids (emulator/seeds/demo.json), as emulator/demo-broker.ts names them. */
 export const DEMO = {
-  tenantA: 'aaaaaaaa-0000-4000-8000-00000000000a',
-  tenantB: 'bbbbbbbb-0000-4000-8000-00000000000b',
-  tenantC: 'cccccccc-0000-4000-8000-00000000000c',
-  deployerAppId: 'd0d0d0d0-0000-4000-8000-0000000000d0',
-  brokerAppId: 'e0e0e0e0-0000-4000-8000-0000000000e0',
-  requesterAppId: 'f1f1f1f1-0000-4000-8000-0000000000f1',
+  ...DEMO_IDS,
+  requesterAppId: DEMO_CALLERS.Requester,
   adminAppId: 'f4f4f4f4-0000-4000-8000-0000000000f4',
-  subscriptionA: 'a1a1a1a1-0000-4000-8000-0000000000a1',
-  subscriptionB: 'b1b1b1b1-0000-4000-8000-0000000000b1',
   resourceGroupA: 'rg-network-management',
   resourceGroupB: 'rg-retail-network',
-  subscriptionC: 'c1c1c1c1-0000-4000-8000-0000000000c1',
   resourceGroupC: 'rg-logistics-network',
-  networkManagerId:
-    '/subscriptions/a1a1a1a1-0000-4000-8000-0000000000a1/resourceGroups/rg-network-management/providers/Microsoft.Network/networkManagers/nm-contoso',
-  poolRetail:
-    '/subscriptions/a1a1a1a1-0000-4000-8000-0000000000a1/resourceGroups/rg-network-management/providers/Microsoft.Network/networkManagers/nm-contoso/ipamPools/pool-retail',
-  vault: 'kv-ipam-broker',
-  deployerSecretName: 'deployer-client-secret',
+  poolRetail: `${DEMO_IDS.networkManagerId}/ipamPools/pool-retail`,
 } as const
 
 export async function demoSeed(): Promise<Seed> {
