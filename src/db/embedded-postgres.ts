@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
@@ -99,38 +99,21 @@ async function reclaimDataFolder(dataDir: string, log: Logger): Promise<void> {
   await stopPostmaster(pid, dataDir)
 }
 
-/** The first folder above `dataDir` that others may not search, or undefined if Postgres can reach it. */
-async function unreachableAncestor(dataDir: string): Promise<string | undefined> {
-  for (let dir = path.dirname(dataDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    if (((await stat(dir)).mode & 0o001) === 0) return dir
-  }
-  return undefined
-}
-
 /**
  * When the broker runs as root, Postgres runs as the `postgres` OS user and must be able to reach
- * the data folder. A checkout under a private folder (a home directory, `mktemp -d`) cannot be
- * reached, so the data then lives under /var/tmp/ipam-broker instead, one folder per requested path.
+ * the data folder: every folder above it has to be searchable by others.
  */
-async function reachableDataDir(dataDir: string, log: Logger): Promise<string> {
-  if (process.getuid?.() !== 0) return dataDir
-  const blocked = await unreachableAncestor(dataDir)
-  if (!blocked) return dataDir
-  const hash = createHash('sha256').update(dataDir).digest('hex').slice(0, 12)
-  const relocated = path.join('/var/tmp/ipam-broker', `${path.basename(dataDir)}-${hash}`)
-  await mkdir(path.dirname(relocated), { recursive: true, mode: 0o755 })
-  const stillBlocked = await unreachableAncestor(relocated)
-  if (stillBlocked) {
-    throw new Error(
-      `PostgreSQL runs as the 'postgres' user (the broker runs as root) and cannot reach ${dataDir} (${blocked} is not ` +
-        `searchable by others) nor ${relocated} (${stillBlocked}). Set EMBEDDED_POSTGRES_DIR to a folder it can reach.`,
-    )
+async function assertReachableByPostgresUser(dataDir: string): Promise<void> {
+  if (process.getuid?.() !== 0) return
+  for (let dir = path.dirname(dataDir); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const { mode } = await stat(dir)
+    if ((mode & 0o001) === 0) {
+      throw new Error(
+        `PostgreSQL runs as the 'postgres' user (the broker runs as root) and cannot reach ${dataDir}: ` +
+          `${dir} is not searchable by others. Set EMBEDDED_POSTGRES_DIR to a folder it can reach, or chmod o+x ${dir}`,
+      )
+    }
   }
-  log.warn(
-    { requested: dataDir, dataDir: relocated, blocked },
-    'the postgres user cannot reach the data folder (running as root); using one it can reach instead',
-  )
-  return relocated
 }
 
 /** The local password is generated once and kept beside the data folder, readable by its owner only. */
@@ -147,9 +130,10 @@ async function localPassword(dataDir: string): Promise<string> {
  * first use and reused afterwards; each start takes a free port on localhost.
  */
 export async function startEmbeddedPostgres({ dataDir, log }: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+  const dir = path.resolve(dataDir)
   const EmbeddedPostgresCluster = await importEmbeddedPostgres()
-  await mkdir(path.dirname(path.resolve(dataDir)), { recursive: true })
-  const dir = await reachableDataDir(path.resolve(dataDir), log)
+  await mkdir(path.dirname(dir), { recursive: true })
+  await assertReachableByPostgresUser(dir)
   await reclaimDataFolder(dir, log)
   const password = await localPassword(dir)
   const port = await freePort()
