@@ -10,6 +10,8 @@ WORKDIR /app
 COPY package.json package-lock.json prisma.config.ts ./
 COPY prisma/schema.prisma ./prisma/
 COPY scripts/prisma-generate.ts ./scripts/
+# npm ci installs the workspaces package-lock.json names (the API client); it needs their manifests.
+COPY openapi/client/package.json ./openapi/client/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src

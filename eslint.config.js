@@ -3,7 +3,16 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'src/db/generated/', '.data/', 'openapi/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'src/db/generated/',
+      '.data/',
+      'openapi/client/src/generated/',
+      'openapi/client/dist/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -8,6 +8,8 @@ import type { Logger } from 'pino'
 import type { TokenCredential } from '@azure/identity'
 import type { PrismaClient } from './db/client.ts'
 import type { JobQueue } from './db/job-queue.ts'
+import type { RowStreamer } from './db/row-stream.ts'
+import { BrokerMetrics, type PoolAddresses } from './metrics/broker-metrics.ts'
 import { ArmClientFactory } from './ms-auth/arm-clients.ts'
 import type { AzureEndpoints } from './ms-auth/azure-cloud.ts'
 import type { CallerAuthenticator } from './ms-auth/caller-identity.ts'
@@ -15,6 +17,7 @@ import { CredentialStore } from './ms-auth/credential-store.ts'
 import { TokenBroker } from './ms-auth/token-broker.ts'
 import authentication from './plugins/authentication.ts'
 import drain from './plugins/drain.ts'
+import metrics from './plugins/metrics.ts'
 import problemDetails, {
   clientError,
   expectationFailed,
@@ -26,17 +29,22 @@ import { ProblemError } from './services/errors.ts'
 import requestLog, { REQUEST_ID_HEADER } from './plugins/request-log.ts'
 import security from './plugins/security.ts'
 import healthRoutes from './routes/health/index.ts'
+import allocationRoutes, { ALLOCATION_SCHEMAS } from './routes/v1/allocations/index.ts'
 import auditRoutes, { AUDIT_SCHEMAS } from './routes/v1/audit/index.ts'
 import grantRoutes, { GRANT_SCHEMAS } from './routes/v1/grants/index.ts'
 import operationRoutes, { OPERATION_SCHEMAS } from './routes/v1/operations/index.ts'
+import poolRoutes, { POOL_SCHEMAS } from './routes/v1/pools/index.ts'
+import prefixRoutes, { PREFIX_SCHEMAS } from './routes/v1/prefixes/index.ts'
 import tenantRoutes, { TENANT_SCHEMAS } from './routes/v1/tenants/index.ts'
 import vnetRoutes, { VNET_SCHEMAS } from './routes/v1/vnets/index.ts'
 import { AuditService } from './services/audit.ts'
 import { GrantService } from './services/grants.ts'
 import { HealthService } from './services/health.ts'
+import { HistoryService } from './services/history.ts'
 import { LedgerService } from './services/ledger.ts'
 import { OperationRunner } from './services/operation-runner.ts'
 import { OperationService } from './services/operations.ts'
+import { PoolInsightService } from './services/pool-insight.ts'
 import { PreflightService } from './services/preflight.ts'
 import { TenantRegistryService } from './services/tenant-registry.ts'
 import { VnetService } from './services/vnets.ts'
@@ -48,6 +56,8 @@ export interface AppDependencies {
   migrations: readonly string[]
   /** Azure and the job queue; without them only the health routes exist (tests of the foundation). */
   azure?: AzureDependencies
+  /** Cursor-backed row streams for exports; needed with `azure`. */
+  streams?: RowStreamer
   http?: Partial<HttpLimits>
 }
 
@@ -86,7 +96,7 @@ const CALLER_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
 export const API_VERSION = '0.1.0'
 
 /** Builds the whole service from its dependencies; src/server.ts and the tests build the same app. */
-export async function buildApp({ logger, prisma, migrations, azure, http }: AppDependencies) {
+export async function buildApp({ logger, prisma, migrations, azure, streams, http }: AppDependencies) {
   const limits = { ...DEFAULT_LIMITS, ...http }
   const app = Fastify({
     loggerInstance: logger,
@@ -100,6 +110,8 @@ export async function buildApp({ logger, prisma, migrations, azure, http }: AppD
     frameworkErrors: frameworkError,
     clientErrorHandler: clientError,
     bodyLimit: limits.bodyLimitBytes,
+    // Path parameters may be URL-encoded ARM ids (GET /v1/pools/{pool}/usage), ~200 characters.
+    routerOptions: { maxParamLength: 512 },
     http: { maxHeaderSize: limits.maxHeaderBytes, requireHostHeader: false },
     // Unknown properties are refused (additionalProperties: false), never silently dropped.
     ajv: { customOptions: { removeAdditional: false } },
@@ -154,9 +166,17 @@ export async function buildApp({ logger, prisma, migrations, azure, http }: AppD
   await app.register(requestLog)
   await app.register(drain)
   await app.register(security, { rateLimitPerMinute: limits.rateLimitPerMinute, corsOrigins: limits.corsOrigins })
+  const brokerMetrics = new BrokerMetrics({
+    ledgerPoolUsage: () => ledgerPoolUsage(prisma),
+    log: logger.child({ module: 'metrics' }),
+  })
+  await app.register(metrics, { metrics: brokerMetrics })
 
   await app.register(healthRoutes, { health: new HealthService(prisma, migrations) })
-  if (azure) await registerBroker(app, prisma, logger, azure)
+  if (azure) {
+    if (!streams) throw new Error('buildApp: a broker (azure) needs row streams for its exports')
+    await registerBroker(app, prisma, logger, azure, streams)
+  }
   return app
 }
 
@@ -168,18 +188,21 @@ async function registerBroker(
   prisma: PrismaClient,
   logger: Logger,
   azure: AzureDependencies,
+  streams: RowStreamer,
 ) {
   const store = new CredentialStore({
     credential: azure.keyVaultCredential,
     ttlMs: azure.secretCacheSeconds * 1000,
     log: logger,
     verifyChallengeResource: azure.endpoints.publicEndpoints,
+    metrics: app.metrics,
   })
-  const tokens = new TokenBroker({ store, endpoints: azure.endpoints, log: logger })
+  const tokens = new TokenBroker({ store, endpoints: azure.endpoints, log: logger, metrics: app.metrics })
   const arm = new ArmClientFactory({
     tokens,
     endpoints: azure.endpoints,
     ...(azure.armRetry && { retry: azure.armRetry }),
+    metrics: app.metrics,
   })
 
   const audit = new AuditService(prisma, logger)
@@ -189,9 +212,23 @@ async function registerBroker(
   const operations = new OperationService(prisma)
   const vnets = new VnetService({ prisma, registry, ledger, queue: azure.queue, arm, grants, audit })
   const preflight = new PreflightService({ registry, store, tokens, arm, endpoints: azure.endpoints, log: logger })
-  const runner = new OperationRunner({ prisma, registry, ledger, arm, audit, log: logger })
+  const history = new HistoryService({
+    prisma,
+    streams,
+    registeredPoolIds: async () => (await registry.listManagementTenants()).flatMap((t) => t.poolIds),
+  })
+  const runner = new OperationRunner({ prisma, registry, ledger, arm, audit, log: logger, metrics: app.metrics })
 
-  for (const schema of [...OPERATION_SCHEMAS, ...TENANT_SCHEMAS, ...VNET_SCHEMAS, ...GRANT_SCHEMAS, ...AUDIT_SCHEMAS]) {
+  for (const schema of [
+    ...OPERATION_SCHEMAS,
+    ...TENANT_SCHEMAS,
+    ...VNET_SCHEMAS,
+    ...GRANT_SCHEMAS,
+    ...AUDIT_SCHEMAS,
+    ...ALLOCATION_SCHEMAS,
+    ...PREFIX_SCHEMAS,
+    ...POOL_SCHEMAS,
+  ]) {
     app.addSchema(schema)
   }
   await app.register(authentication, { authenticator: azure.authenticator })
@@ -200,6 +237,9 @@ async function registerBroker(
   await app.register(auditRoutes, { audit })
   await app.register(vnetRoutes, { vnets, operations, waitMaxSeconds: azure.waitMaxSeconds })
   await app.register(operationRoutes, { operations, waitMaxSeconds: azure.waitMaxSeconds })
+  await app.register(allocationRoutes, { history })
+  await app.register(prefixRoutes, { history })
+  await app.register(poolRoutes, { pools: new PoolInsightService({ prisma, registry, arm, metrics: app.metrics }) })
 
   if (azure.workerConcurrency > 0) {
     app.addHook('onReady', async () => {
@@ -209,4 +249,14 @@ async function registerBroker(
       )
     })
   }
+}
+
+/** Addresses the ledger holds per pool, for the metrics; every pool it has known, at 0 once released. */
+async function ledgerPoolUsage(prisma: PrismaClient): Promise<PoolAddresses[]> {
+  // requested_size is numeric(40,0): float8 is exact to 2^53, close enough for a gauge beyond.
+  return prisma.$queryRaw<PoolAddresses[]>`
+    SELECT pool_id AS "poolId",
+           COALESCE(SUM(requested_size) FILTER (WHERE state IN ('deploying', 'active', 'releasing')), 0)::float8 AS addresses
+    FROM allocation
+    GROUP BY pool_id`
 }

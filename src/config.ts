@@ -48,6 +48,13 @@ export const ConfigSchema = Type.Object({
     maximum: 200,
     description: 'Postgres connections per process.',
   }),
+  EXPORT_CONCURRENCY: Type.Integer({
+    default: 4,
+    minimum: 1,
+    maximum: 50,
+    description:
+      'History exports (CSV, NDJSON) streaming at once per process, each on a Postgres connection of its own beside DB_POOL_MAX.',
+  }),
   AZURE_CLOUD: Type.Enum(['emulator', 'AzurePublicCloud', 'AzureChinaCloud', 'AzureUSGovernment'], {
     default: 'emulator',
     description:

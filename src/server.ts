@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp, type App } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { createPrismaClient, type PrismaClient } from './db/client.ts'
+import { RowStreamer } from './db/row-stream.ts'
 import { type Database, openDatabase } from './db/index.ts'
 import { JobQueue } from './db/job-queue.ts'
 import { migrationNames } from './db/migrate.ts'
@@ -26,6 +27,7 @@ let prisma: PrismaClient | undefined
 let app: App | undefined
 let azure: AzureConnection | undefined
 let queue: JobQueue | undefined
+let streams: RowStreamer | undefined
 
 // Registered before anything starts, so a signal during start-up also stops what has started.
 closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: log }, async ({ signal, err }) => {
@@ -36,6 +38,7 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: log }, async ({ signal
     // Running operations get the rest of the grace period; one cut short is resumed by another process.
     await queue?.stop(config.SHUTDOWN_GRACE_MS)
   } finally {
+    await streams?.close()
     await prisma?.$disconnect()
     await azure?.close()
     await database?.close()
@@ -46,6 +49,11 @@ closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS, logger: log }, async ({ signal
 try {
   database = await openDatabase(config, log)
   prisma = createPrismaClient({ connectionString: database.connectionString, poolMax: config.DB_POOL_MAX, log })
+  streams = new RowStreamer({
+    connectionString: database.connectionString,
+    maxStreams: config.EXPORT_CONCURRENCY,
+    log,
+  })
   azure = await connectAzure(config, log)
   queue = await JobQueue.start({
     connectionString: database.connectionString,
@@ -57,6 +65,7 @@ try {
     logger: log,
     prisma,
     migrations: await migrationNames(),
+    streams,
     http: {
       bodyLimitBytes: config.BODY_LIMIT_BYTES,
       maxHeaderBytes: config.MAX_HEADER_BYTES,
@@ -94,6 +103,7 @@ try {
 async function shutdownAfterFailedStart(): Promise<never> {
   await app?.close().catch(() => undefined)
   await queue?.stop(1000).catch(() => undefined)
+  await streams?.close().catch(() => undefined)
   await prisma?.$disconnect().catch(() => undefined)
   await azure?.close().catch(() => undefined)
   await database?.close().catch(() => undefined)

@@ -114,6 +114,7 @@ interface PackageJson {
   scripts: Record<string, string>
   dependencies: Record<string, string>
   devDependencies: Record<string, string>
+  workspaces?: string[]
 }
 
 describe('the container image (Dockerfile)', { timeout: 120_000 }, () => {
@@ -188,6 +189,8 @@ describe('the container image (Dockerfile)', { timeout: 120_000 }, () => {
       'prisma.config.ts',
       'prisma/schema.prisma',
       postinstallScript,
+      // npm ci refuses a lockfile whose workspaces it cannot find.
+      ...(packageJson.workspaces ?? []).map((workspace) => `${workspace}/package.json`),
     ]) {
       assert.ok(beforeInstall.includes(needed), `${needed} is in place before npm ci runs postinstall`)
     }

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { describe, it } from 'node:test'
 import supertest from 'supertest'
+import { GENERATED_DIR, generateClient } from '../openapi/client/generate.ts'
+import { IDEMPOTENT_ROUTES } from '../openapi/client/src/client.ts'
 import { generateOpenApi, OPENAPI_FILE } from '../scripts/openapi.ts'
 import { buildTestApp } from './helpers/app.ts'
 
@@ -10,6 +14,40 @@ describe('OpenAPI document', () => {
     const generated = await generateOpenApi()
     const committed = await readFile(OPENAPI_FILE, 'utf8')
     assert.equal(committed, generated)
+  })
+
+  it('openapi/client/src/generated is what openapi/openapi.json generates (run npm run client:generate)', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'ipam-broker-client-'))
+    try {
+      await generateClient(dir, { quiet: true })
+      const files = async (root: string) =>
+        (await readdir(root, { recursive: true, withFileTypes: true }))
+          .filter((entry) => entry.isFile())
+          .map((entry) => path.relative(root, path.join(entry.parentPath, entry.name)))
+          .sort()
+      const generated = await files(dir)
+      assert.deepEqual(await files(GENERATED_DIR), generated)
+      for (const file of generated) {
+        const committed = await readFile(path.join(GENERATED_DIR, file), 'utf8')
+        assert.equal(committed, await readFile(path.join(dir, file), 'utf8'), `${file} differs`)
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('the client sends an Idempotency-Key on exactly the operations that declare one', async () => {
+    const document = JSON.parse(await readFile(OPENAPI_FILE, 'utf8')) as {
+      paths: Record<string, Record<string, { parameters?: { in: string; name: string }[] }>>
+    }
+    const declared = Object.entries(document.paths).flatMap(([route, operations]) =>
+      Object.entries(operations)
+        .filter(([, operation]) =>
+          operation.parameters?.some((p) => p.in === 'header' && p.name.toLowerCase() === 'idempotency-key'),
+        )
+        .map(([method]) => `${method.toUpperCase()} ${route}`),
+    )
+    assert.deepEqual([...IDEMPOTENT_ROUTES].sort(), declared.sort())
   })
 
   it('names every operation and describes errors as problem details', async () => {

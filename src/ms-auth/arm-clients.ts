@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks'
 import { AuthorizationManagementClient } from '@azure/arm-authorization'
 import { NetworkManagementClient } from '@azure/arm-network'
 import { auxiliaryAuthenticationHeaderPolicy, type PipelinePolicy } from '@azure/core-rest-pipeline'
+import type { BrokerMetrics } from '../metrics/broker-metrics.ts'
 import type { AzureEndpoints } from './azure-cloud.ts'
 import type { AppIdentity, TokenBroker } from './token-broker.ts'
 
@@ -50,6 +51,40 @@ const correlationPolicy: PipelinePolicy = {
   },
 }
 
+/**
+ * Counts every ARM response by status, and errors by ARM's code. Last in the pipeline, so each attempt
+ * (retries, a 401 challenge answered, long-running-operation polls) is one count, and a failure to get
+ * a token (thrown by an outer policy) is not taken for an ARM error.
+ */
+function armMetricsPolicy(metrics: BrokerMetrics): PipelinePolicy {
+  return {
+    name: 'ipamBrokerArmMetrics',
+    async sendRequest(request, next) {
+      const response = await next(request).catch((err: unknown) => {
+        const { code, name } = err as { code?: unknown; name?: unknown }
+        metrics.observeArmFailure(typeof code === 'string' ? code : typeof name === 'string' ? name : 'RequestError')
+        throw err
+      })
+      metrics.observeArmResponse(request.method, response.status, armErrorCode(response.status, response.bodyAsText))
+      return response
+    },
+  }
+}
+
+/** ARM's error.code, in an error response or in an operation status that ended Failed (sent as 200). */
+function armErrorCode(status: number, body: string | null | undefined): string | undefined {
+  // Only bodies that can carry an error are parsed: not every 2xx list or VNet.
+  if (!body || (status < 400 && !body.includes('"Failed"'))) return undefined
+  let parsed: { status?: unknown; error?: { code?: unknown } }
+  try {
+    parsed = JSON.parse(body) as typeof parsed
+  } catch {
+    return undefined
+  }
+  if (status < 400 && parsed.status !== 'Failed') return undefined
+  return typeof parsed.error?.code === 'string' ? parsed.error.code : undefined
+}
+
 /** Who a call acts as: an app in the subscription's tenant, plus the tenants of any linked resources. */
 export interface ArmIdentity {
   app: AppIdentity
@@ -63,6 +98,8 @@ export interface ArmClientFactoryOptions {
   endpoints: AzureEndpoints
   /** The SDK's retry policy settings (Retry-After is always honoured on 429 and 503). */
   retry?: { maxRetries?: number; retryDelayInMs?: number; maxRetryDelayInMs?: number }
+  /** Counts ARM responses and errors. */
+  metrics?: BrokerMetrics
 }
 
 /**
@@ -74,9 +111,11 @@ export class ArmClientFactory {
   readonly #options: ArmClientFactoryOptions
   readonly #clients = new Map<string, NetworkManagementClient>()
   readonly #authorization = new Map<string, AuthorizationManagementClient>()
+  readonly #metricsPolicy: PipelinePolicy | undefined
 
   constructor(options: ArmClientFactoryOptions) {
     this.#options = options
+    this.#metricsPolicy = options.metrics && armMetricsPolicy(options.metrics)
   }
 
   network(subscriptionId: string, identity: ArmIdentity): NetworkManagementClient {
@@ -107,6 +146,7 @@ export class ArmClientFactory {
           position: 'perRetry',
         })
       }
+      if (this.#metricsPolicy) policies.push({ policy: this.#metricsPolicy, position: 'perRetry' })
       client = new NetworkManagementClient(tokens.credential(identity.tenantId, identity.app), subscriptionId, {
         endpoint: endpoints.resourceManager,
         credentials: { scopes },
@@ -129,7 +169,10 @@ export class ArmClientFactory {
       client = new AuthorizationManagementClient(tokens.credential(tenantId, app), subscriptionId, {
         endpoint: endpoints.resourceManager,
         credentialScopes: [endpoints.armScope],
-        additionalPolicies: [{ policy: correlationPolicy, position: 'perRetry' }],
+        additionalPolicies: [
+          { policy: correlationPolicy, position: 'perRetry' },
+          ...(this.#metricsPolicy ? [{ policy: this.#metricsPolicy, position: 'perRetry' as const }] : []),
+        ],
       })
       this.#authorization.set(key, client)
     }

@@ -1,6 +1,7 @@
 import type { TokenCredential } from '@azure/identity'
-import { SecretClient } from '@azure/keyvault-secrets'
+import { type KeyVaultSecret, SecretClient } from '@azure/keyvault-secrets'
 import type { Logger } from 'pino'
+import type { BrokerMetrics } from '../metrics/broker-metrics.ts'
 
 /** Where an app registration's client secret lives: a Key Vault secret, by vault URL and name. */
 export interface SecretReference {
@@ -17,6 +18,8 @@ export interface CredentialStoreOptions {
   /** False against a local vault, whose challenge cannot name a Key Vault domain. */
   verifyChallengeResource?: boolean
   now?: () => number
+  /** Counts the reads that reach Key Vault. */
+  metrics?: BrokerMetrics
 }
 
 interface Cached {
@@ -83,17 +86,20 @@ export class CredentialStore {
   }
 
   async #read(reference: SecretReference): Promise<string> {
+    let secret: KeyVaultSecret
     try {
-      const secret = await this.#client(reference.vaultUrl).getSecret(reference.secretName)
-      if (!secret.value) throw new Error('the secret has no value')
-      this.#log.debug(
-        { vaultUrl: reference.vaultUrl, secretName: reference.secretName, version: secret.properties.version },
-        'secret read from Key Vault',
-      )
-      return secret.value
+      secret = await this.#client(reference.vaultUrl).getSecret(reference.secretName)
     } catch (err) {
+      this.#options.metrics?.observeKeyVaultRead('failed')
       throw new SecretUnavailableError(reference, err)
     }
+    this.#options.metrics?.observeKeyVaultRead('succeeded')
+    if (!secret.value) throw new SecretUnavailableError(reference, new Error('the secret has no value'))
+    this.#log.debug(
+      { vaultUrl: reference.vaultUrl, secretName: reference.secretName, version: secret.properties.version },
+      'secret read from Key Vault',
+    )
+    return secret.value
   }
 
   #client(vaultUrl: string): SecretClient {

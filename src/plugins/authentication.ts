@@ -1,4 +1,11 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  FastifySchema,
+  onRequestAsyncHookHandler,
+  RouteOptions,
+} from 'fastify'
 import fp from 'fastify-plugin'
 import { AuthenticationError, type CallerAuthenticator, type Principal } from '../ms-auth/caller-identity.ts'
 import type { Caller } from '../services/audit.ts'
@@ -6,13 +13,26 @@ import { ProblemError } from '../services/errors.ts'
 
 export type Role = 'Requester' | 'Reader' | 'Admin'
 
+/**
+ * The OpenAPI extension on each operation that authenticates its caller: the app roles it admits (Admin
+ * included), the same list a 403 `role-required` answer carries as `requiredRoles`.
+ */
+export const REQUIRED_ROLES_EXTENSION = 'x-required-roles'
+
+// What each hook made by requireRole admits, for the onRoute hook that publishes it.
+const admittedRoles = new WeakMap<object, Role[]>()
+
 declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated caller; set by `app.requireRole(...)` before the handler runs. */
     principal: Principal
   }
   interface FastifyInstance {
-    /** An onRequest hook (before the body is read or validated): the caller must present a valid Entra token carrying one of these app roles (Admin always may). */
+    /**
+     * An onRequest hook (before the body is read or validated): the caller must present a valid Entra token
+     * carrying one of these app roles (Admin always may). Given as a route's `onRequest` option, the roles
+     * also appear in the OpenAPI document (REQUIRED_ROLES_EXTENSION).
+     */
     requireRole(...roles: Role[]): onRequestAsyncHookHandler
   }
 }
@@ -44,8 +64,9 @@ export default fp<AuthenticationOptions>(
   async function authentication(app: FastifyInstance, { authenticator }) {
     app.decorateRequest('principal', undefined as unknown as Principal)
     app.decorate('requireRole', (...roles: Role[]) => {
-      const allowed = new Set<string>([...roles, 'Admin'])
-      return async function requireRole(request: FastifyRequest, reply: FastifyReply) {
+      const admitted = [...new Set<Role>([...roles, 'Admin'])]
+      const allowed = new Set<string>(admitted)
+      const hook = async function requireRole(request: FastifyRequest, reply: FastifyReply) {
         let principal: Principal
         try {
           principal = await authenticator.authenticate(request.headers.authorization)
@@ -66,6 +87,14 @@ export default fp<AuthenticationOptions>(
           )
         }
       }
+      admittedRoles.set(hook, admitted)
+      return hook
+    })
+    // Every route added after this plugin, in any plugin, states its roles in the OpenAPI document:
+    // @fastify/swagger copies a route schema's `x-` keys onto its operation.
+    app.addHook('onRoute', (route: RouteOptions) => {
+      const hook = [route.onRequest ?? []].flat().find((candidate) => admittedRoles.has(candidate))
+      if (hook) route.schema = { ...route.schema, [REQUIRED_ROLES_EXTENSION]: admittedRoles.get(hook) } as FastifySchema
     })
   },
   { name: 'authentication' },

@@ -12,7 +12,8 @@ export interface SecurityOptions {
   corsOrigins: readonly string[]
 }
 
-const PROBES = new Set(['/healthz', '/readyz'])
+// Orchestrators' probes and Prometheus' scrapes are not callers to throttle.
+const PROBES = new Set(['/healthz', '/readyz', '/metrics'])
 
 /** Security headers, per-caller rate limiting, and CORS only where configured. */
 export default fp<SecurityOptions>(

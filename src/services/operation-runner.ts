@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { type NetworkManagementClient, restorePoller, type VirtualNetwork } from '@azure/arm-network'
 import type { Logger } from 'pino'
 import type { PrismaClient } from '../db/client.ts'
+import type { BrokerMetrics, OperationOutcome } from '../metrics/broker-metrics.ts'
 import { type Operation, Prisma, type VirtualNetwork as VnetRecord } from '../db/generated/client.ts'
 import { type ArmClientFactory, type ArmResponseIds, withArmCorrelation } from '../ms-auth/arm-clients.ts'
 import { SecretUnavailableError } from '../ms-auth/credential-store.ts'
@@ -76,6 +77,7 @@ export class OperationRunner {
   readonly #arm: ArmClientFactory
   readonly #audit: AuditService
   readonly #log: Logger
+  readonly #metrics: BrokerMetrics | undefined
 
   constructor(deps: {
     prisma: PrismaClient
@@ -84,6 +86,8 @@ export class OperationRunner {
     arm: ArmClientFactory
     audit: AuditService
     log: Logger
+    /** Counts operations reaching their final state, and how long they took. */
+    metrics?: BrokerMetrics
   }) {
     this.#prisma = deps.prisma
     this.#registry = deps.registry
@@ -91,6 +95,7 @@ export class OperationRunner {
     this.#arm = deps.arm
     this.#audit = deps.audit
     this.#log = deps.log.child({ module: 'operation-runner' })
+    this.#metrics = deps.metrics
   }
 
   async run(operationId: string, attempt: RunnerAttempt): Promise<void> {
@@ -457,6 +462,7 @@ export class OperationRunner {
         pollerState: null,
       },
     })
+    this.#finished(context.operation, 'succeeded')
   }
 
   async #fail(context: RunContext, failure: OperationFailure): Promise<void> {
@@ -481,6 +487,12 @@ export class OperationRunner {
         data: { state: 'failed', finishedAt: new Date(), error: { ...error }, pollerState: null },
       })
     })
+    this.#finished(operation, 'failed')
+  }
+
+  /** Counted once the final state is stored, from the operation's acceptance (createdAt). */
+  #finished(operation: Operation, outcome: OperationOutcome): void {
+    this.#metrics?.observeOperation(operation.kind, outcome, (Date.now() - operation.createdAt.getTime()) / 1000)
   }
 }
 

@@ -5,6 +5,7 @@ import { type DemoAzure, type DemoRole, startDemoAzure } from '../../emulator/de
 import { type AppDependencies, buildApp, type App } from '../../src/app.ts'
 import { createPrismaClient, type PrismaClient } from '../../src/db/client.ts'
 import { JobQueue } from '../../src/db/job-queue.ts'
+import { RowStreamer } from '../../src/db/row-stream.ts'
 import { migrationNames } from '../../src/db/migrate.ts'
 import { localEndpoints } from '../../src/ms-auth/azure-cloud.ts'
 import { CallerAuthenticator } from '../../src/ms-auth/caller-identity.ts'
@@ -31,6 +32,8 @@ export interface TestBrokerOptions {
   secretCacheSeconds?: number
   /** The job queue's schema; a fresh one per broker by default, so runs of other test files cannot interfere. */
   queueSchema?: string
+  /** Another database than the run's (e.g. a scratch one holding only a test's fixture). */
+  databaseUrl?: string
   /** HTTP limits; the rate limit is lifted by default, as tests send far more than a caller would. */
   http?: AppDependencies['http']
 }
@@ -40,7 +43,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   const azure = options.azure ?? (await startDemoAzure())
   const { logs, stream } = capturedLog('broker')
   const logger = pino(loggerOptions('info'), stream)
-  const databaseUrl = testDatabaseUrl()
+  const databaseUrl = options.databaseUrl ?? testDatabaseUrl()
   const prisma = createPrismaClient({ connectionString: databaseUrl, poolMax: 8 })
   const queue = await JobQueue.start({
     connectionString: databaseUrl,
@@ -48,11 +51,13 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     log: logger,
     retryLimit: options.retryLimit ?? 4,
   })
+  const streams = new RowStreamer({ connectionString: databaseUrl, maxStreams: 4 })
   const endpoints = localEndpoints(azure.url)
   const app = await buildApp({
     logger,
     prisma,
     migrations: await migrationNames(),
+    streams,
     http: { rateLimitPerMinute: 1_000_000, ...options.http },
     azure: {
       endpoints,
@@ -92,6 +97,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     close: async () => {
       await app.close()
       await queue.stop(5000)
+      await streams.close()
       await prisma.$disconnect()
       if (!options.azure) await azure.close()
     },
