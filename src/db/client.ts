@@ -29,3 +29,17 @@ export function createPrismaClient({ connectionString, poolMax, log }: PrismaOpt
   )
   return new PrismaClient({ adapter })
 }
+
+// node-postgres's pool, when every connection stays busy for connectionTimeoutMillis.
+const POOL_TIMEOUT = 'timeout exceeded when trying to connect'
+
+/**
+ * Whether an error (or what it wraps: Prisma's adapter and the export pool pass it on) is a pool that
+ * had no free connection in time: a load problem the caller may retry, not a fault.
+ */
+export function isPoolExhausted(err: unknown): boolean {
+  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e.message.includes(POOL_TIMEOUT)) return true
+  }
+  return false
+}

@@ -1,7 +1,6 @@
-import { Transform, type Readable } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { Readable } from 'node:stream'
 import pg from 'pg'
-import QueryStream from 'pg-query-stream'
+import Cursor from 'pg-cursor'
 import type { Logger } from 'pino'
 
 export interface RowStreamOptions {
@@ -17,9 +16,10 @@ export interface LineQuery {
   values: unknown[]
 }
 
-// Rows are fetched from a server-side cursor this many at a time: large enough that the round trips
-// do not dominate, small enough that memory stays flat whatever the export's size.
-const BATCH_SIZE = 2_000
+// Rows are fetched from a server-side cursor this many at a time and written as one chunk: large
+// enough that round trips and per-row stream overhead do not dominate, small enough that memory
+// stays flat whatever the export's size.
+const BATCH_SIZE = 1_000
 
 /**
  * Streams the result of a query through a server-side cursor, so an export of millions of rows runs
@@ -34,33 +34,38 @@ export class RowStreamer {
   }
 
   /**
-   * The query's rows as text lines ('\n' after each), after `header` if given. Backpressure reaches the
-   * cursor: a slow reader pauses the fetching. The connection returns to the pool when the stream ends,
-   * fails or is destroyed (a client that goes away mid-export).
+   * The query's rows as text lines ('\n' after each), after `header` if given. The next batch is
+   * fetched only when the reader wants more, so a slow reader pauses the cursor. The connection returns
+   * to the pool when the stream ends; one abandoned mid-way (a client that went away) is discarded.
    */
   async lines(query: LineQuery, header?: string): Promise<Readable> {
     const client = await this.#pool.connect()
-    const rows = client.query(new QueryStream(query.text, query.values, { batchSize: BATCH_SIZE, rowMode: 'array' }))
-    let first = header !== undefined
-    const out = new Transform({
-      writableObjectMode: true,
-      writableHighWaterMark: BATCH_SIZE,
-      transform(row: [string], _encoding, done) {
-        if (first) {
-          first = false
-          done(null, `${header}\n${row[0]}\n`)
-        } else done(null, `${row[0]}\n`)
+    const cursor = client.query(new Cursor<[string]>(query.text, query.values, { rowMode: 'array' }))
+    let pendingHeader = header !== undefined ? `${header}\n` : ''
+    let finished = false
+    return new Readable({
+      read() {
+        cursor.read(BATCH_SIZE).then(
+          (rows) => {
+            let chunk = pendingHeader
+            pendingHeader = ''
+            for (const row of rows) chunk += `${row[0]}\n`
+            if (chunk) this.push(chunk)
+            if (rows.length < BATCH_SIZE) {
+              finished = true
+              this.push(null)
+            }
+          },
+          (err: unknown) => this.destroy(err instanceof Error ? err : new Error(String(err))),
+        )
       },
-      flush(done) {
-        done(null, first ? `${header}\n` : undefined)
+      destroy(err, done) {
+        cursor.close(() => {
+          client.release(finished && !err ? undefined : true)
+          done(err)
+        })
       },
     })
-    pipeline(rows, out).then(
-      () => client.release(),
-      // A failed or abandoned cursor leaves the connection in an unknown state: discard it.
-      (err: unknown) => client.release(err instanceof Error ? err : true),
-    )
-    return out
   }
 
   async close(): Promise<void> {

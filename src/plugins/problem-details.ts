@@ -4,6 +4,7 @@ import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:ht
 import type { Duplex } from 'node:stream'
 import { Type, type Static } from 'typebox'
 import { ProblemError } from '../services/errors.ts'
+import { isPoolExhausted } from '../db/client.ts'
 
 export const PROBLEM_CONTENT_TYPE = 'application/problem+json'
 const PROBLEM_TYPE_BASE = 'urn:ipam-broker:problem:'
@@ -114,6 +115,20 @@ export default fp(
       if (error.code?.startsWith('FST_') && status >= 400 && status < 500) {
         const code = FASTIFY_CODES[error.code] ?? 'bad-request'
         return send(reply, problem(request, status, code, STATUS_CODES[status] ?? 'Bad Request', error.message))
+      }
+      if (isPoolExhausted(error)) {
+        request.log.warn({ err: error }, 'no database connection free in time')
+        reply.header('retry-after', '1')
+        return send(
+          reply,
+          problem(
+            request,
+            503,
+            'database-busy',
+            'Database busy',
+            'Every database connection stayed busy; retry after the Retry-After delay.',
+          ),
+        )
       }
       request.log.error({ err: error }, 'unhandled error')
       return send(

@@ -105,38 +105,53 @@ export interface Cursor {
 const iso = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`
 const PREFIXES = `ARRAY(SELECT p.prefix::cidr::text FROM allocation_prefix p WHERE p.allocation_id = a.id ORDER BY p.prefix)`
 
-// One list of columns for pages (JSON through Prisma) and exports (lines built by Postgres).
-const COLUMNS: readonly { name: keyof AllocationView; sql: string; text: string }[] = [
-  { name: 'id', sql: 'a.id::text', text: 'a.id::text' },
-  { name: 'state', sql: 'a.state::text', text: 'a.state::text' },
-  { name: 'tenantId', sql: 'mt.tenant_id::text', text: 'mt.tenant_id::text' },
-  { name: 'subscriptionId', sql: 'a.subscription_id::text', text: 'a.subscription_id::text' },
-  { name: 'resourceGroup', sql: 'a.resource_group', text: 'a.resource_group' },
-  { name: 'vnetName', sql: 'a.vnet_name', text: 'a.vnet_name' },
-  { name: 'vnetResourceId', sql: 'a.vnet_resource_id', text: 'a.vnet_resource_id' },
-  { name: 'virtualNetworkId', sql: 'a.virtual_network_id::text', text: 'a.virtual_network_id::text' },
-  { name: 'poolId', sql: 'a.pool_id', text: 'a.pool_id' },
-  { name: 'prefixes', sql: PREFIXES, text: `array_to_string(${PREFIXES}, ' ')` },
-  { name: 'requestedSize', sql: 'a.requested_size::text', text: 'a.requested_size::text' },
-  { name: 'team', sql: 'a.team', text: 'a.team' },
-  { name: 'ticket', sql: 'a.ticket', text: 'a.ticket' },
-  { name: 'requesterOid', sql: 'a.requester_oid', text: 'a.requester_oid' },
-  { name: 'operationId', sql: 'a.operation_id::text', text: 'a.operation_id::text' },
-  { name: 'createdAt', sql: iso('a.created_at'), text: iso('a.created_at') },
-  { name: 'allocatedAt', sql: iso('a.allocated_at'), text: iso('a.allocated_at') },
-  { name: 'releasedAt', sql: iso('a.released_at'), text: iso('a.released_at') },
+// One list of columns for pages (JSON through Prisma) and exports (lines built by Postgres). Exports
+// read each allocation's prefixes once, through a lateral join (px.list), not once per output form.
+// `free` marks the free text a caller wrote (team, ticket): the only fields that can hold a comma or a
+// quote. Names, ARM ids, uuids, CIDRs and timestamps cannot.
+const COLUMNS: readonly { name: keyof AllocationView; sql: string; exported?: string; free?: boolean }[] = [
+  { name: 'id', sql: 'a.id::text' },
+  { name: 'state', sql: 'a.state::text' },
+  { name: 'tenantId', sql: 'mt.tenant_id::text' },
+  { name: 'subscriptionId', sql: 'a.subscription_id::text' },
+  { name: 'resourceGroup', sql: 'a.resource_group' },
+  { name: 'vnetName', sql: 'a.vnet_name' },
+  { name: 'vnetResourceId', sql: 'a.vnet_resource_id' },
+  { name: 'virtualNetworkId', sql: 'a.virtual_network_id::text' },
+  { name: 'poolId', sql: 'a.pool_id' },
+  { name: 'prefixes', sql: PREFIXES, exported: "coalesce(px.list, '{}')" },
+  { name: 'requestedSize', sql: 'a.requested_size::text' },
+  { name: 'team', sql: 'a.team', free: true },
+  { name: 'ticket', sql: 'a.ticket', free: true },
+  { name: 'requesterOid', sql: 'a.requester_oid' },
+  { name: 'operationId', sql: 'a.operation_id::text' },
+  { name: 'createdAt', sql: iso('a.created_at') },
+  { name: 'allocatedAt', sql: iso('a.allocated_at') },
+  { name: 'releasedAt', sql: iso('a.released_at') },
 ]
 
 const SELECT = Prisma.raw(
   `SELECT ${COLUMNS.map((c) => `${c.sql} AS "${c.name}"`).join(', ')}, a.id AS cursor_id FROM allocation a JOIN managed_tenant mt ON mt.id = a.managed_tenant_id`,
 )
+const EXPORT_FROM = Prisma.raw(
+  `FROM allocation a JOIN managed_tenant mt ON mt.id = a.managed_tenant_id
+   LEFT JOIN LATERAL (SELECT array_agg(p.prefix::cidr::text ORDER BY p.prefix) AS list
+                        FROM allocation_prefix p WHERE p.allocation_id = a.id) px ON TRUE`,
+)
 
-// RFC 4180 quoting, done by Postgres so the export never materialises rows in JavaScript.
-const csvField = (text: string) =>
-  `CASE WHEN (${text}) ~ '[",\\r\\n]' THEN '"' || replace(${text}, '"', '""') || '"' ELSE coalesce(${text}, '') END`
+// RFC 4180 quoting, done by Postgres so the export never materialises rows in JavaScript. Every
+// field is coalesced: concat_ws would drop a NULL and shift the columns after it.
+const csvField = ({ name, sql, free }: (typeof COLUMNS)[number]) =>
+  name === 'prefixes'
+    ? `coalesce(array_to_string(px.list, ' '), '')`
+    : free
+      ? `CASE WHEN ${sql} ~ '[",\r\n]' THEN '"' || replace(${sql}, '"', '""') || '"' ELSE coalesce(${sql}, '') END`
+      : `coalesce(${sql}, '')`
 export const CSV_HEADER = COLUMNS.map((c) => c.name).join(',')
-const CSV_LINE = Prisma.raw(`concat_ws(',', ${COLUMNS.map((c) => csvField(c.text)).join(', ')})`)
-const NDJSON_LINE = Prisma.raw(`json_build_object(${COLUMNS.map((c) => `'${c.name}', ${c.sql}`).join(', ')})::text`)
+const CSV_LINE = Prisma.raw(`concat_ws(',', ${COLUMNS.map(csvField).join(', ')})`)
+const NDJSON_LINE = Prisma.raw(
+  `json_build_object(${COLUMNS.map((c) => `'${c.name}', ${c.exported ?? c.sql}`).join(', ')})::text`,
+)
 
 type AllocationRow = AllocationView & { cursor_id: string }
 
@@ -230,9 +245,12 @@ export function historyWhere(scope: HistoryScope, filter: AllocationFilter): Pri
   }
   if (filter.releasedTo) conditions.push(Prisma.sql`a.released_at < ${instant(filter.releasedTo, 'releasedTo')}`)
   if (filter.activeAt) {
-    // The same expression as the allocation_held_during_idx GiST index.
+    const at = instant(filter.activeAt, 'activeAt')
+    // The range is the expression of the allocation_held_during_idx GiST index (and of its extended
+    // statistics). An allocation is created before it is allocated: the created_at bound lets a page in
+    // created_at order start at T instead of at the newest allocation.
     conditions.push(
-      Prisma.sql`a.allocated_at IS NOT NULL AND tstzrange(a.allocated_at, a.released_at, '[)') @> ${instant(filter.activeAt, 'activeAt')}::timestamptz`,
+      Prisma.sql`a.allocated_at IS NOT NULL AND tstzrange(a.allocated_at, a.released_at, '[)') @> ${at}::timestamptz AND a.created_at <= ${at}`,
     )
   }
   if (filter.containsIp) {
@@ -286,7 +304,7 @@ export function exportQuery(where: Prisma.Sql, sort: AllocationSort, format: Exp
   // Empty timestamps sort as the far future, as in pages.
   const order = Prisma.raw(descending ? 'DESC NULLS FIRST' : 'ASC NULLS LAST')
   const dir = Prisma.raw(descending ? 'DESC' : 'ASC')
-  return Prisma.sql`SELECT ${format === 'csv' ? CSV_LINE : NDJSON_LINE} FROM allocation a JOIN managed_tenant mt ON mt.id = a.managed_tenant_id WHERE ${where} ORDER BY ${column} ${order}, a.id ${dir}`
+  return Prisma.sql`SELECT ${format === 'csv' ? CSV_LINE : NDJSON_LINE} ${EXPORT_FROM} WHERE ${where} ORDER BY ${column} ${order}, a.id ${dir}`
 }
 
 /** Holders of prefixes overlapping `cidr` (already validated), in the order they took them. */

@@ -28,6 +28,7 @@ describe('problem details (RFC 9457)', () => {
             statusCode: 401,
           })
         })
+        app.get('/test/database', async () => t.prisma.$queryRaw`SELECT 1 AS one`)
         app.get('/test/crash', async () => {
           throw new Error('password=hunter2 at db.internal:5432')
         })
@@ -46,6 +47,32 @@ describe('problem details (RFC 9457)', () => {
     assert.equal(typeof res.body.detail, 'string')
     assert.equal(res.body.requestId, res.headers['x-request-id'])
   }
+
+  it('a database with no free connection is 503 database-busy with Retry-After, not a 500', async () => {
+    // The test app's pool has two connections: hold both until the request has given up waiting (5 s).
+    let release = () => {}
+    const held = new Promise<void>((resolve) => (release = resolve))
+    const holders = [0, 1].map(() =>
+      t.prisma.$transaction(
+        async (tx) => {
+          await tx.$queryRaw`SELECT 1`
+          await held
+        },
+        { timeout: 20_000 },
+      ),
+    )
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    try {
+      const res = await request(t.app.server).get('/test/database')
+      assertProblem(res, 503, 'database-busy')
+      assert.equal(res.headers['retry-after'], '1')
+    } finally {
+      release()
+      await Promise.all(holders)
+    }
+    const after = await request(t.app.server).get('/test/database')
+    assert.equal(after.status, 200)
+  })
 
   it('unknown routes are 404 problems', async () => {
     const res = await request(t.app.server).get('/v1/nothing-here?x=1')
