@@ -120,16 +120,7 @@ async function serve(databaseUrl: string): Promise<void> {
     },
   })
   // The demo registry (tenants B and C, their subscriptions, the pools), through the API as an admin would.
-  const authorization = `Bearer ${await azure.token('Admin')}`
-  await azure.register(async (method, url, body) => {
-    const response = await app.inject({
-      method,
-      url,
-      headers: { authorization },
-      ...(body !== undefined && { payload: body as object }),
-    })
-    return { status: response.statusCode, body: response.json<unknown>() }
-  })
+  await azure.register(app)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const ready: Ready = {
     type: 'ready',
@@ -252,33 +243,37 @@ function table(header: string[], rows: string[][]): string {
 // One keep-alive socket per concurrent client, as a client library would hold them.
 let agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
 
-function get(
+/** A GET to the broker as the bench's caller, on the shared keep-alive agent; the response unread. */
+function open(server: Server, url: string, accept: string): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(
+        {
+          agent,
+          host: '127.0.0.1',
+          port: server.port,
+          path: url,
+          headers: { authorization: `Bearer ${server.token}`, accept },
+        },
+        resolve,
+      )
+      .on('error', reject)
+  })
+}
+
+async function get(
   server: Server,
   url: string,
   accept = 'application/json',
 ): Promise<{ status: number; body: Buffer; bytes: number }> {
-  return new Promise((resolve, reject) => {
-    const request = http.get(
-      {
-        agent,
-        host: '127.0.0.1',
-        port: server.port,
-        path: url,
-        headers: { authorization: `Bearer ${server.token}`, accept },
-      },
-      (response) => {
-        const chunks: Buffer[] = []
-        let bytes = 0
-        response.on('data', (chunk: Buffer) => {
-          chunks.push(chunk)
-          bytes += chunk.length
-        })
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks), bytes }))
-        response.on('error', reject)
-      },
-    )
-    request.on('error', reject)
-  })
+  const response = await open(server, url, accept)
+  const chunks: Buffer[] = []
+  let bytes = 0
+  for await (const chunk of response as AsyncIterable<Buffer>) {
+    chunks.push(chunk)
+    bytes += chunk.length
+  }
+  return { status: response.statusCode ?? 0, body: Buffer.concat(chunks), bytes }
 }
 
 /** One measured query: what the API is asked, and the SQL the service runs for it (in turn, as the service does). */
@@ -556,29 +551,17 @@ async function exportThroughApi(
   const sampler = setInterval(() => (peak = Math.max(peak, serverMemory(server.pid).rss)), 50)
   const t0 = performance.now()
   try {
-    const { lines, bytes } = await new Promise<{ lines: number; bytes: number }>((resolve, reject) => {
-      const request = http.get(
-        {
-          agent,
-          host: '127.0.0.1',
-          port: server.port,
-          path: url,
-          headers: { authorization: `Bearer ${server.token}`, accept },
-        },
-        (response) => {
-          if (response.statusCode !== 200) reject(new Error(`${url} (${accept}) answered ${response.statusCode}`))
-          let lines = 0
-          let bytes = 0
-          response.on('data', (chunk: Buffer) => {
-            lines += countLines(chunk)
-            bytes += chunk.length
-          })
-          response.on('end', () => resolve({ lines, bytes }))
-          response.on('error', reject)
-        },
-      )
-      request.on('error', reject)
-    })
+    const response = await open(server, url, accept)
+    if (response.statusCode !== 200) {
+      response.resume()
+      throw new Error(`${url} (${accept}) answered ${response.statusCode}`)
+    }
+    let lines = 0
+    let bytes = 0
+    for await (const chunk of response as AsyncIterable<Buffer>) {
+      lines += countLines(chunk)
+      bytes += chunk.length
+    }
     const seconds = ms(t0) / 1000
     const memory = serverMemory(server.pid)
     peak = Math.max(peak, memory.rss)

@@ -58,16 +58,19 @@ export interface DemoAzure {
     grants: Record<string, unknown>[]
   }
   /** Registers the demo tenants and grants through the broker's API, as its admin (idempotent). */
-  register(call: ApiCall): Promise<void>
+  register(app: InjectTarget): Promise<void>
   close(): Promise<void>
 }
 
-/** One request to the broker's API with the demo Admin's token (app.inject in-process, HTTP in tests). */
-export type ApiCall = (
-  method: 'GET' | 'PUT' | 'POST',
-  url: string,
-  body?: unknown,
-) => Promise<{ status: number; body: unknown }>
+/** The broker's Fastify app, as far as registering needs it: requests injected in-process. */
+export interface InjectTarget {
+  inject(request: {
+    method: 'GET' | 'PUT' | 'POST'
+    url: string
+    headers: Record<string, string>
+    payload?: object
+  }): PromiseLike<{ statusCode: number; json(): unknown }>
+}
 
 export async function startDemoAzure({
   stateFile,
@@ -156,27 +159,26 @@ export async function startDemoAzure({
       },
     ],
   }
+  const token = async (role: DemoRole) => (await callers.get(role)!.getToken('api://ipam-broker/.default')).token
   return {
     emulator,
     url: emulator.url,
     caFile: emulator.caFile,
     keyVaultCredential: credentialOf(DEMO_IDS.brokerAppId),
     auth: { tenantId: DEMO_IDS.tenantA, audience: DEMO_IDS.brokerAppId },
-    async token(role) {
-      const token = await callers.get(role)!.getToken('api://ipam-broker/.default')
-      return token.token
-    },
+    token,
     registrations,
-    async register(call) {
+    async register(app) {
       const { management, managed, grants } = registrations
-      const expect = async (method: 'GET' | 'PUT' | 'POST', url: string, body?: unknown) => {
-        const response = await call(method, url, body)
-        if (response.status >= 300) {
+      const headers = { authorization: `Bearer ${await token('Admin')}` }
+      const expect = async (method: 'GET' | 'PUT' | 'POST', url: string, body?: object) => {
+        const response = await app.inject({ method, url, headers, ...(body !== undefined && { payload: body }) })
+        if (response.statusCode >= 300) {
           throw new Error(
-            `registering the demo topology: ${method} ${url} answered ${response.status} ${JSON.stringify(response.body)}`,
+            `registering the demo topology: ${method} ${url} answered ${response.statusCode} ${JSON.stringify(response.json())}`,
           )
         }
-        return response.body
+        return response.json()
       }
       await expect('PUT', `/v1/tenants/management/${management.tenantId}`, management.body)
       for (const tenant of managed) await expect('PUT', `/v1/tenants/managed/${tenant.tenantId}`, tenant.body)

@@ -84,7 +84,7 @@ try {
     },
   })
   // The demo tenants are registered before the port opens, so the first request finds them.
-  if (azure.demo) await registerDemo(app, azure.demo)
+  if (azure.demo) await azure.demo.register(app)
   const address = await app.listen({ host: config.HOST, port: config.PORT })
   log.info(
     { url: address, database: database.embedded ? 'embedded' : 'DATABASE_URL', azure: config.AZURE_CLOUD },
@@ -108,20 +108,6 @@ async function shutdownAfterFailedStart(): Promise<never> {
   await azure?.close().catch(() => undefined)
   await database?.close().catch(() => undefined)
   process.exit(1)
-}
-
-/** Registers the demo tenants and grants through the API, as the demo admin would. */
-async function registerDemo(app: App, demo: NonNullable<AzureConnection['demo']>) {
-  const authorization = `Bearer ${await demo.token('Admin')}`
-  await demo.register(async (method, url, body) => {
-    const response = await app.inject({
-      method,
-      url,
-      headers: { authorization },
-      ...(body !== undefined && { payload: body as object }),
-    })
-    return { status: response.statusCode, body: response.json<unknown>() }
-  })
 }
 
 /** Prints a request that works against the demo topology. */

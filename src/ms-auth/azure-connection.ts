@@ -13,9 +13,14 @@ export interface DemoAzure {
   token(role: 'Requester' | 'Reader' | 'Admin'): Promise<string>
   registrations: { management: { body: Record<string, unknown> } }
   /** Registers the demo tenants and grants through the broker's API (idempotent). */
-  register(
-    call: (method: 'GET' | 'PUT' | 'POST', url: string, body?: unknown) => Promise<{ status: number; body: unknown }>,
-  ): Promise<void>
+  register(app: {
+    inject(request: {
+      method: 'GET' | 'PUT' | 'POST'
+      url: string
+      headers: Record<string, string>
+      payload?: object
+    }): PromiseLike<{ statusCode: number; json(): unknown }>
+  }): Promise<void>
   close(): Promise<void>
 }
 

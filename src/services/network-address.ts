@@ -40,11 +40,8 @@ export function parseCidr(text: string, parameter: string): string {
       `${parameter} must be a prefix in CIDR notation, e.g. 10.20.0.0/22 or fd00:1::/64; got '${text.slice(0, 64)}'.`,
     )
   }
-  const network = ipaddr.parse(
-    (address.kind() === 'ipv4' ? ipaddr.IPv4 : ipaddr.IPv6)
-      .networkAddressFromCIDR(`${address.toString()}/${length}`)
-      .toString(),
-  )
+  const family = address.kind() === 'ipv4' ? ipaddr.IPv4 : ipaddr.IPv6
+  const network = family.networkAddressFromCIDR(`${address.toString()}/${length}`)
   if (network.toString() !== address.toString()) {
     throw new ProblemError(
       400,

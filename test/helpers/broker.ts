@@ -83,11 +83,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
     return { token, request: supertest.agent(app.server).auth(token, { type: 'bearer' }) }
   }
   // The demo registry and grants, through the API as an admin would.
-  const { request: admin } = await as('Admin')
-  await azure.register(async (method, url, body) => {
-    const response = await admin[method === 'GET' ? 'get' : method === 'PUT' ? 'put' : 'post'](url).send(body as object)
-    return { status: response.status, body: response.body as unknown }
-  })
+  await azure.register(app)
   return {
     app,
     prisma,

@@ -128,7 +128,13 @@ describe('durable execution across broker processes', () => {
 
   it('a broker killed during a deployment and started again resumes polling and finishes it', async () => {
     const first = await startBroker()
-    await azure.register((method, path, body) => call(first, method, path, body, 'Admin'))
+    // The broker is another process: its API over HTTP, in the shape register() injects with.
+    await azure.register({
+      inject: async ({ method, url, payload }) => {
+        const response = await call(first, method, url, payload, 'Admin')
+        return { statusCode: response.status, json: () => response.body }
+      },
+    })
     const submitted = await deploy(first, 'vnet-killed-1')
     assert.equal(submitted.status, 202, JSON.stringify(submitted.body))
     const operationId = submitted.body['id'] as string
